@@ -1,0 +1,309 @@
+"""The `recursia` command line: train, eval, solve, presets, data."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import RecursiaError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Tiny recursive reasoning models: train, evaluate, solve.")
+data_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                       help="Build, generate, hold out and download data sets.")
+app.add_typer(data_app, name="data")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Entry point: RecursiaError becomes a one-line message and exit status 2 (no traceback)."""
+    try:
+        app()
+    except RecursiaError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+
+
+# ----------------------------------------------------------------------------------------------------------
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+def train(
+    ctx: typer.Context,
+    preset: str = typer.Option("demo", "--preset", "-p", help="Preset name (see `recursia presets`) or a YAML file."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Dataset directory (from `recursia data build`)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/PRESET-TIME)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train a model. Extra arguments are config overrides, e.g. `model.n=6 train.lr=3e-4`."""
+    from .config import apply_overrides, build_config
+    from .train import load_run_config
+    from .train import train as run_training
+
+    overrides = list(ctx.args)
+    try:
+        if resume is not None:
+            saved = load_run_config(resume)
+            extra = overrides + ([f"data.dir={data}"] if data is not None else [])
+            new = apply_overrides(saved, extra) if extra else None
+            cfg = new or saved
+            run_dir = resume
+            result = run_training(saved, resume, resume=True, progress=not quiet, overrides_on_resume=new)
+        else:
+            if data is not None:
+                overrides = [f"data.dir={data}", "data.generate=null"] + overrides
+            cfg = build_config(preset, overrides)
+            run_dir = out or Path("runs") / f"{Path(preset).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+            result = run_training(cfg, run_dir, progress=not quiet)
+        if cfg.train.compare_one_pass and result.get("eval") and "stopped" not in result:
+            from .compare import print_comparison, run_comparison
+            from .evaluate import write_json
+
+            comparison = run_comparison(cfg, Path(run_dir), result, progress=not quiet)
+            write_json(comparison, Path(run_dir) / "comparison.json")
+            if not quiet:
+                print_comparison(comparison)
+    except RecursiaError as e:
+        _fail(str(e))
+        return
+    if not quiet and "stopped" not in result:
+        run_dir = result["run_dir"]
+        typer.echo(f"\nnext: recursia eval {run_dir}    recursia solve {run_dir} PUZZLE")
+
+
+@app.command()
+def presets() -> None:
+    """List the presets and what each is for."""
+    from .config import load_preset, preset_names
+
+    for name in preset_names():
+        cfg = load_preset(name)
+        typer.echo(f"{name:14} {cfg.description}")
+
+
+@app.command(name="eval")
+def eval_cmd(
+    checkpoint: Path = typer.Argument(..., help="Run directory, checkpoint folder or model.safetensors."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Dataset directory (default: the run's data)."),
+    split: str = typer.Option("test", "--split", help="Split to evaluate."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+    batch_size: int = typer.Option(256, "--batch-size", help="Examples per forward pass."),
+    limit: int = typer.Option(0, "--limit", help="Evaluate only the first N examples (0: all)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Score a checkpoint: exact and cell accuracy, steps, halting, accuracy per supervision step."""
+    from .checkpoint import load_model, resolve
+    from .dataset import Dataset
+    from .evaluate import evaluate, summary_lines, write_json
+    from .model import resolve_dtype
+    from .runtime import pick_device
+
+    try:
+        dev = pick_device(device)
+        model, cfg, meta = load_model(checkpoint, dev)
+        model.set_forward_dtype(resolve_dtype(cfg.model.forward_dtype, dev))
+        data_dir = data or _run_data_dir(checkpoint, cfg)
+        ds = Dataset(data_dir)
+        if ds.manifest["seq_len"] != meta["task_spec"]["seq_len"] or ds.task != meta.get("task", ds.task):
+            raise RecursiaError(f"{data_dir} holds {ds.task} data of length {ds.manifest['seq_len']}, but the "
+                                f"checkpoint is a {meta.get('task')} model of length {meta['task_spec']['seq_len']}")
+        result = evaluate(model, ds.split(split), batch_size, limit, progress=not quiet)
+    except RecursiaError as e:
+        _fail(str(e))
+        return
+    result.update(checkpoint=str(resolve(checkpoint)), step=meta["step"], data=str(data_dir), split=split,
+                  data_fingerprint=ds.fingerprint, same_data_as_training=ds.fingerprint == meta["data_fingerprint"])
+    for line in summary_lines(result):
+        typer.echo(line)
+    if json_out is not None:
+        write_json(result, json_out)
+        typer.echo(f"wrote {json_out}")
+
+
+def _run_data_dir(checkpoint: Path, cfg) -> Path:
+    """The data a run trained on: data.dir, or the puzzles it generated into RUN_DIR/data."""
+    if cfg.data.dir is not None:
+        return Path(cfg.data.dir)
+    from .checkpoint import resolve
+
+    run_dir = resolve(checkpoint).parent.parent
+    if (run_dir / "data" / "manifest.json").is_file():
+        return run_dir / "data"
+    raise RecursiaError(f"cannot find the data of {checkpoint}; pass --data DIR")
+
+
+@app.command()
+def solve(
+    checkpoint: Path = typer.Argument(..., help="Run directory, checkpoint folder or model.safetensors."),
+    puzzles: list[str] = typer.Argument(None, help="Puzzles as text (Sudoku: 81 characters, '.' or 0 blank)."),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="Read puzzles from a file, one per line."),
+    all_steps: bool = typer.Option(False, "--all-steps", help="Always run N_sup steps (no early halting)."),
+    device: str = typer.Option("auto", "--device"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per puzzle."),
+) -> None:
+    """Solve puzzles with a trained model and check each answer (exit status 1 if one is not valid)."""
+    from .solve import Solver, read_puzzle_file
+
+    texts = list(puzzles or [])
+    try:
+        if file is not None:
+            texts += read_puzzle_file(file)
+        if not texts:
+            raise RecursiaError("no puzzle given: pass puzzles as arguments or --file FILE")
+        solver = Solver.load(checkpoint, device=device)
+        grids = [solver.parse(t, where=f"puzzle {i + 1}") for i, t in enumerate(texts)]
+        results = solver.solve_batch(grids, early_halt=not all_steps)
+    except RecursiaError as e:
+        _fail(str(e))
+        return
+    failed = 0
+    for i, r in enumerate(results):
+        failed += not r.valid
+        if as_json:
+            typer.echo(json.dumps(r.to_json()))
+            continue
+        head = f"puzzle {i + 1}: {'valid' if r.valid else 'NOT valid'} after {r.steps} step(s)"
+        if r.halt_confidence is not None:
+            head += f", halting confidence {r.halt_confidence:.3f}"
+        typer.echo(head)
+        typer.echo(solver.task.format(r.answer))
+        for problem in r.problems[:5]:
+            typer.echo(f"  - {problem}")
+    if failed:
+        if not as_json:
+            typer.echo(f"{failed} of {len(results)} answers are not valid solutions")
+        raise typer.Exit(1)
+
+
+# ----------------------------------------------------------------------------------------------------------
+@data_app.command("build")
+def data_build(
+    task: str = typer.Argument(..., help="Task: sudoku."),
+    source: Path = typer.Option(..., "--source", help="Folder with train.csv (and heldout-1000.csv/test.csv)."),
+    out: Path = typer.Option(..., "--out", help="Output dataset directory."),
+    augment: int = typer.Option(1000, "--augment", help="Augmented copies per training puzzle."),
+    seed: int = typer.Option(0, "--seed"),
+    test: Optional[Path] = typer.Option(None, "--test", help="Test CSV (default: from --source)."),
+    train_count: int = typer.Option(0, "--train-count", help="Random subset of N training puzzles (0: all)."),
+    test_count: int = typer.Option(0, "--test-count", help="Random subset of N test puzzles (0: all)."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad rows (listed in the manifest)."),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+) -> None:
+    """Build a memory-mapped dataset (with manifest and fingerprint) from raw files."""
+    if task != "sudoku":
+        _fail(f"unknown task {task!r}; `data build` knows: sudoku")
+    from .tasks.sudoku_data import build_sudoku_dataset
+
+    try:
+        m = build_sudoku_dataset(source, out, augmentations=augment, seed=seed, test=test, train_count=train_count,
+                                 test_count=test_count, skip_invalid=skip_invalid, overwrite=overwrite)
+    except RecursiaError as e:
+        _fail(str(e))
+        return
+    _print_manifest(out, m)
+
+
+@data_app.command("generate")
+def data_generate(
+    task: str = typer.Argument(..., help="Task: sudoku."),
+    out: Path = typer.Option(..., "--out", help="Output dataset directory."),
+    count: int = typer.Option(1000, "--count", help="Training puzzles."),
+    test_count: int = typer.Option(1000, "--test-count", help="Held-out test puzzles."),
+    blanks: int = typer.Option(40, "--blanks", help="Empty cells per puzzle (difficulty)."),
+    min_rounds: int = typer.Option(1, "--min-rounds", help="Minimum rounds of single-cell deductions needed."),
+    augment: int = typer.Option(0, "--augment", help="Augmented copies per training puzzle."),
+    seed: int = typer.Option(0, "--seed"),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+) -> None:
+    """Generate puzzles with unique solutions (seeded, reproducible)."""
+    if task != "sudoku":
+        _fail(f"unknown task {task!r}; `data generate` knows: sudoku")
+    from .tasks.sudoku_data import generate_sudoku_dataset
+
+    try:
+        m = generate_sudoku_dataset(out, train_count=count, test_count=test_count, blanks=blanks,
+                                    min_rounds=min_rounds, augmentations=augment, seed=seed, overwrite=overwrite)
+    except RecursiaError as e:
+        _fail(str(e))
+        return
+    _print_manifest(out, m)
+
+
+@data_app.command("heldout")
+def data_heldout(
+    task: str = typer.Argument(..., help="Task: sudoku."),
+    collections: Path = typer.Option(..., "--collections", help="Folder of the tdoku puzzle collections."),
+    train_csv: Path = typer.Option(..., "--train", help="Training CSV whose puzzles must not reappear."),
+    out: Path = typer.Option(..., "--out", help="Output CSV (source,question,answer,rating)."),
+    mix: str = typer.Option("forum=400,17clue=300,magictour=300", "--mix", help="Puzzles per collection."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Build a held-out Sudoku test CSV: no puzzle equivalent to a training one, unique solutions only."""
+    if task != "sudoku":
+        _fail(f"unknown task {task!r}; `data heldout` knows: sudoku")
+    from .tasks.sudoku_data import build_heldout
+
+    try:
+        parsed = {}
+        for part in mix.split(","):
+            name, _, n = part.partition("=")
+            if not n.strip().isdigit():
+                raise RecursiaError(f"--mix entry {part!r} should look like name=COUNT, e.g. forum=400")
+            parsed[name.strip()] = int(n)
+        report = build_heldout(collections, train_csv, out, parsed, seed)
+    except RecursiaError as e:
+        _fail(str(e))
+        return
+    typer.echo(json.dumps(report, indent=2))
+
+
+@data_app.command("download")
+def data_download(
+    name: str = typer.Argument(..., help="Data set: sudoku-extreme."),
+    out: Path = typer.Option(..., "--out", help="Folder for the downloaded files."),
+) -> None:
+    """Download a public data set (needs `pip install 'recursia[hf]'` and network)."""
+    if name != "sudoku-extreme":
+        _fail(f"unknown data set {name!r}; downloadable: sudoku-extreme")
+    from .tasks.sudoku_data import download_sudoku_extreme
+
+    try:
+        paths = download_sudoku_extreme(out)
+    except RecursiaError as e:
+        _fail(str(e))
+        return
+    for p in paths:
+        typer.echo(f"downloaded {p}")
+    typer.echo(f"next: recursia data build sudoku --source {out} --out data/sudoku-extreme --train-count 1000")
+
+
+@data_app.command("info")
+def data_info(path: Path = typer.Argument(..., help="Dataset directory.")) -> None:
+    """Show a dataset's manifest summary."""
+    from .dataset import Dataset
+
+    try:
+        ds = Dataset(path)
+    except RecursiaError as e:
+        _fail(str(e))
+        return
+    _print_manifest(path, ds.manifest)
+
+
+def _print_manifest(path: Path, m: dict) -> None:
+    splits = ", ".join(f"{k}: {v['examples']} examples in {v['groups']} groups" for k, v in m["splits"].items())
+    typer.echo(f"{path}: {m['task']} (length {m['seq_len']}, vocabulary {m['vocab_size']}); {splits}; "
+               f"fingerprint {m['fingerprint'][:16]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,320 @@
+"""Typed run configuration: dataclasses, YAML presets and dotted `key=value` overrides.
+
+A run is described by one `RunConfig` (model, data, train, log). Presets are YAML files in
+`recursia/presets/`; the command line applies overrides such as `model.n=6 train.lr=3e-4` on top. Every value is
+checked against the dataclass field's type and the validation rules below, so a typo fails at once with a
+message that names the key and what it accepts, instead of hours later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    """The network and its recursion. Names follow the papers: T outer cycles, n latent steps, N_sup supervision
+    steps. For HRM, T and n are the H and L cycles and `layers` is the depth of each of the two stacks."""
+
+    arch: str = "trm"  # trm | hrm | transformer (plain direct-prediction baseline)
+    hidden_size: int = 512
+    num_heads: int = 8
+    expansion: float = 4.0
+    layers: int = 2
+    mixer: str = "attention"  # attention | mlp (SwiGLU across the sequence axis, TRM-MLP)
+    pos_encoding: str = "rope"  # rope | learned | none
+    T: int = 3
+    n: int = 6
+    N_sup: int = 16
+    features: str = "yz"  # yz (TRM) | z (single feature) | multiscale (y and n latents z_1..z_n)
+    separate_nets: bool = False  # TRM ablation: one network for z updates, another for y updates
+    one_step_grad: bool = False  # TRM ablation: gradient through the last z and y updates only (HRM-style)
+    halting: str = "halt"  # fixed (always N_sup) | halt (q_halt > 0) | qlearn (q_halt > q_continue)
+    halt_exploration_prob: float = 0.1
+    puzzle_emb_len: int = 16  # prefix tokens; the first carries the per-puzzle vector
+    puzzle_emb_dim: int = 512  # 0 disables the learned per-puzzle vector (prefix stays, zeros)
+    forward_dtype: str = "auto"  # auto (bf16 on CUDA, fp32 elsewhere) | bfloat16 | float32
+    rms_norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+    reference_mlp_norm: bool = False  # reproduce the reference bug: MLP-mixer norm over the sequence axis
+
+
+@dataclass
+class GenerateConfig:
+    """Puzzles generated on the fly when no data directory is given (the `demo` preset)."""
+
+    task: str = "sudoku"
+    train_count: int = 2000
+    test_count: int = 500
+    blanks: int = 40
+    min_rounds: int = 1
+    augmentations: int = 0  # extra symmetry-transformed copies per training puzzle
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    dir: str | None = None  # a dataset built by `recursia data build` / `recursia data generate`
+    generate: GenerateConfig | None = None  # used when dir is None
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    global_batch_size: int = 768
+    lr: float = 1e-4
+    lr_warmup_steps: int = 2000
+    weight_decay: float = 1.0
+    beta1: float = 0.9
+    beta2: float = 0.95
+    puzzle_emb_lr: float = 1e-4
+    puzzle_emb_weight_decay: float = 1.0
+    ema: bool = True
+    ema_rate: float = 0.999
+    loss: str = "stablemax"  # stablemax | softmax
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    compile: bool = False  # torch.compile the recursion network (CUDA only)
+    threads: int = 0  # CPU threads for torch (0: leave torch's default)
+    log_every: int = 10
+    eval_every: int = 0  # 0: only at the end
+    eval_batch_size: int = 256
+    eval_max_examples: int = 0  # 0: the whole test split
+    checkpoint_every: int = 0  # 0: only at the end
+    keep_checkpoints: int = 2
+    time_limit_s: float = 0.0  # stop (and checkpoint) after this much training time; 0: no limit
+    compare_one_pass: bool = False  # afterwards, train the same network run once (N_sup=T=n=1) to compare
+
+
+@dataclass
+class LogConfig:
+    tensorboard: bool = True  # used when the tensorboard package is installed
+    wandb: bool = False
+    wandb_project: str = "recursia"
+
+
+@dataclass
+class RunConfig:
+    description: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Validation: the rules a type alone cannot express.
+
+_CHOICES = {
+    "model.arch": ("trm", "hrm", "transformer"),
+    "model.mixer": ("attention", "mlp"),
+    "model.pos_encoding": ("rope", "learned", "none"),
+    "model.features": ("yz", "z", "multiscale"),
+    "model.halting": ("fixed", "halt", "qlearn"),
+    "model.forward_dtype": ("auto", "bfloat16", "float32"),
+    "train.loss": ("stablemax", "softmax"),
+    "data.generate.task": ("sudoku",),
+}
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Raise ConfigError for values outside their allowed range; return cfg for chaining."""
+    flat = _flatten(cfg.to_dict())
+    for key, choices in _CHOICES.items():
+        if key in flat and flat[key] not in choices:
+            raise ConfigError(f"{key}={flat[key]!r} is not one of {', '.join(choices)}")
+    m, t = cfg.model, cfg.train
+    positive = {
+        "model.hidden_size": m.hidden_size, "model.num_heads": m.num_heads, "model.layers": m.layers,
+        "model.T": m.T, "model.n": m.n, "model.N_sup": m.N_sup, "train.steps": t.steps,
+        "train.global_batch_size": t.global_batch_size, "train.eval_batch_size": t.eval_batch_size,
+        "train.log_every": t.log_every, "train.keep_checkpoints": t.keep_checkpoints,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"{key}={value} must be at least 1")
+    if m.hidden_size % m.num_heads:
+        raise ConfigError(f"model.hidden_size={m.hidden_size} must be divisible by model.num_heads={m.num_heads}")
+    if m.pos_encoding == "rope" and (m.hidden_size // m.num_heads) % 2:
+        raise ConfigError("rope needs an even head size (model.hidden_size / model.num_heads)")
+    if m.puzzle_emb_len < 0 or m.puzzle_emb_dim < 0:
+        raise ConfigError("model.puzzle_emb_len and model.puzzle_emb_dim must be >= 0")
+    if m.puzzle_emb_dim > m.puzzle_emb_len * m.hidden_size:
+        raise ConfigError(
+            f"model.puzzle_emb_dim={m.puzzle_emb_dim} does not fit in model.puzzle_emb_len={m.puzzle_emb_len} "
+            f"prefix tokens of model.hidden_size={m.hidden_size}; raise puzzle_emb_len or set puzzle_emb_dim=0")
+    if m.arch == "hrm" and (m.features != "yz" or m.separate_nets or m.one_step_grad):
+        raise ConfigError("model.features, model.separate_nets and model.one_step_grad are TRM options; "
+                          "HRM always has two stacks (H, L) and a 1-step gradient")
+    if m.arch == "transformer" and (m.N_sup != 1 or m.halting != "fixed"):
+        raise ConfigError("model.arch=transformer predicts directly: set model.N_sup=1 model.halting=fixed")
+    if not 0.0 <= m.halt_exploration_prob <= 1.0:
+        raise ConfigError(f"model.halt_exploration_prob={m.halt_exploration_prob} must be in [0, 1]")
+    if not 0.0 <= t.ema_rate < 1.0:
+        raise ConfigError(f"train.ema_rate={t.ema_rate} must be in [0, 1)")
+    if t.lr <= 0 or t.lr_warmup_steps < 0:
+        raise ConfigError("train.lr must be > 0 and train.lr_warmup_steps >= 0")
+    if m.mixer == "mlp" and m.pos_encoding == "rope":
+        raise ConfigError("model.pos_encoding=rope acts inside attention only; with model.mixer=mlp use "
+                          "model.pos_encoding=none (the paper's TRM-MLP) or learned")
+    return cfg
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Building configs from dicts (YAML) and dotted overrides, with type checks.
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _dataclass_of(tp: Any) -> type | None:
+    """The dataclass inside an annotation such as `GenerateConfig | None`, or None."""
+    if dataclasses.is_dataclass(tp):
+        return tp
+    for arg in typing.get_args(tp):
+        if dataclasses.is_dataclass(arg):
+            return arg
+    return None
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Check `value` against annotation `tp`; accept ints for floats. Raise ConfigError naming the key."""
+    args = typing.get_args(tp)
+    optional = type(None) in args or tp is type(None)
+    base = tp
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        non_none = [a for a in args if a is not type(None)]
+        base = non_none[0] if len(non_none) == 1 else tp
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{key} cannot be null")
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+    elif base is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():  # 1e3
+            return int(value)
+    elif base is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as text
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif base is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    else:
+        return value
+    raise ConfigError(f"{key}={value!r} should be of type {getattr(base, '__name__', base)}")
+
+
+def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass `cls` from a nested dict, rejecting unknown keys with a suggestion."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} should be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            raise ConfigError(f"unknown config key {full}{hint}; valid keys here: {', '.join(names)}")
+        sub = _dataclass_of(hints[key])
+        if sub is not None and value is not None:
+            kwargs[key] = from_dict(sub, value, full + ".")
+        else:
+            kwargs[key] = _coerce(full, value, hints[key])
+    return cls(**kwargs)
+
+
+def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
+    """Apply `a.b.c=value` strings (values parsed as YAML scalars: 3, 1e-4, true, null, text)."""
+    data = cfg.to_dict()
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} should look like key=value, e.g. model.n=6")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"cannot parse the value of {key}: {e}") from e
+        node = data
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            if node.get(part) is None and part == "generate":
+                node[part] = asdict(GenerateConfig())  # `data.generate.x=...` switches generation on
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"unknown config key {key}: {'.'.join(parts[: i + 1])} is not a section")
+            node = node[part]
+        node[parts[-1]] = value  # unknown leaf keys are rejected by from_dict below
+    return validate(from_dict(RunConfig, data))
+
+
+def preset_names() -> list[str]:
+    root = resources.files("recursia") / "presets"
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from e
+    return data
+
+
+def load_preset(name: str) -> RunConfig:
+    """A preset by name (see `recursia presets`) or a path to a YAML file of the same shape."""
+    if name.endswith((".yaml", ".yml")) or "/" in name:
+        return validate(from_dict(RunConfig, load_yaml(name)))
+    root = resources.files("recursia") / "presets"
+    path = root / f"{name}.yaml"
+    if not path.is_file():
+        known = preset_names()
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean {close[0]}?" if close else ""
+        raise ConfigError(f"unknown preset {name!r}.{hint} Presets: {', '.join(known)}")
+    return validate(from_dict(RunConfig, yaml.safe_load(path.read_text()) or {}))
+
+
+def build_config(preset: str, overrides: list[str] | None = None) -> RunConfig:
+    return apply_overrides(load_preset(preset), list(overrides or []))
+
+
+def config_from_dict(data: dict[str, Any]) -> RunConfig:
+    """Rebuild a saved config (checkpoint meta, config.yaml)."""
+    return validate(from_dict(RunConfig, data))

@@ -1,0 +1,231 @@
+"""On-disk dataset format, shared by every task, and the resumable sampler that feeds training.
+
+A dataset directory holds a `manifest.json` and one folder per split (`train`, `test`) of memory-mapped
+NumPy arrays:
+
+    inputs.npy       (N, L) uint8   input tokens (0 = PAD)
+    labels.npy       (N, L) uint8   target tokens (0 = no loss)
+    puzzle_ids.npy   (N,)   int32   row of the puzzle-embedding table
+    groups.npy       (G+1,) int64   examples groups[g]:groups[g+1] are one puzzle and its augmented versions
+
+The manifest records the task, sequence length, vocabulary, counts, how the data was built (source files with
+their SHA-256, seed, arguments) and a fingerprint: the SHA-256 of the arrays. Checkpoints store the fingerprint,
+so resuming or evaluating on different data is caught instead of silently mixing runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError
+
+FORMAT_VERSION = 1
+ARRAYS = ("inputs", "labels", "puzzle_ids", "groups")
+
+
+@dataclass
+class SplitArrays:
+    inputs: np.ndarray
+    labels: np.ndarray
+    puzzle_ids: np.ndarray
+    groups: np.ndarray
+
+    @staticmethod
+    def ungrouped(inputs: np.ndarray, labels: np.ndarray, puzzle_ids: np.ndarray | None = None) -> "SplitArrays":
+        """Every example its own group (a test split, or training data without augmentation)."""
+        n = inputs.shape[0]
+        pids = np.zeros(n, dtype=np.int32) if puzzle_ids is None else puzzle_ids.astype(np.int32)
+        return SplitArrays(inputs.astype(np.uint8), labels.astype(np.uint8), pids, np.arange(n + 1, dtype=np.int64))
+
+    def check(self, name: str) -> None:
+        n = self.inputs.shape[0]
+        if self.inputs.ndim != 2 or self.labels.shape != self.inputs.shape:
+            raise DataError(f"split {name}: inputs {self.inputs.shape} and labels {self.labels.shape} differ")
+        if self.puzzle_ids.shape != (n,):
+            raise DataError(f"split {name}: puzzle_ids has shape {self.puzzle_ids.shape}, expected ({n},)")
+        g = self.groups
+        if g.ndim != 1 or g[0] != 0 or g[-1] != n or np.any(np.diff(g) <= 0):
+            raise DataError(f"split {name}: groups must rise strictly from 0 to {n}")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_digest(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    return {"path": str(p), "sha256": _sha256(p), "bytes": p.stat().st_size}
+
+
+def write_dataset(out: str | Path, task: str, seq_len: int, vocab_size: int, splits: dict[str, SplitArrays],
+                  build: dict[str, Any], num_puzzle_ids: int = 1, extra: dict[str, Any] | None = None,
+                  overwrite: bool = False) -> dict[str, Any]:
+    """Write the splits and the manifest into `out` atomically (a temporary folder renamed at the end)."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        if (out / "manifest.json").exists():
+            raise DataError(f"{out} already holds a dataset; pass --overwrite to replace it or choose another --out")
+        if any(out.iterdir()):
+            raise DataError(f"{out} exists and is not empty; choose an empty or new --out directory")
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    files: dict[str, dict[str, Any]] = {}
+    info: dict[str, Any] = {}
+    for name, arrays in splits.items():
+        arrays.check(name)
+        (tmp / name).mkdir()
+        for key in ARRAYS:
+            path = tmp / name / f"{key}.npy"
+            np.save(path, np.ascontiguousarray(getattr(arrays, key)))
+            files[f"{name}/{key}.npy"] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
+        info[name] = {"examples": int(arrays.inputs.shape[0]), "groups": int(arrays.groups.shape[0] - 1)}
+    fingerprint = hashlib.sha256(json.dumps(
+        {k: v["sha256"] for k, v in sorted(files.items())}, sort_keys=True).encode()).hexdigest()
+    manifest = {
+        "format_version": FORMAT_VERSION, "task": task, "seq_len": seq_len, "vocab_size": vocab_size,
+        "num_puzzle_ids": num_puzzle_ids, "splits": info, "files": files, "fingerprint": fingerprint,
+        "build": build, **(extra or {}),
+    }
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return manifest
+
+
+class Split:
+    """A split opened with memory maps; rows are read on demand."""
+
+    def __init__(self, root: Path, name: str):
+        self.name = name
+        try:
+            arrays = {k: np.load(root / name / f"{k}.npy", mmap_mode="r") for k in ARRAYS}
+        except (OSError, ValueError) as e:
+            raise DataError(f"cannot read split {name!r} of the dataset in {root}: {e}. "
+                            "Rebuild it with `recursia data build` or `recursia data generate`.") from e
+        self.inputs, self.labels = arrays["inputs"], arrays["labels"]
+        self.puzzle_ids, self.groups = arrays["puzzle_ids"], arrays["groups"]
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+    @property
+    def num_groups(self) -> int:
+        return self.groups.shape[0] - 1
+
+    def rows(self, index: np.ndarray) -> dict[str, np.ndarray]:
+        order = np.argsort(index, kind="stable")  # sorted reads are faster on memory maps
+        sorted_idx = index[order]
+        back = np.empty_like(order)
+        back[order] = np.arange(order.shape[0])
+        return {"inputs": np.asarray(self.inputs[sorted_idx])[back],
+                "labels": np.asarray(self.labels[sorted_idx])[back],
+                "puzzle_ids": np.asarray(self.puzzle_ids[sorted_idx])[back],
+                "index": index.astype(np.int64)}
+
+
+class Dataset:
+    """A dataset directory: manifest plus splits. Errors say which file is wrong and how to rebuild."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        path = self.root / "manifest.json"
+        if not self.root.is_dir():
+            raise DataError(f"data directory {self.root} does not exist. Build one with "
+                            "`recursia data build sudoku --source DIR --out DIR` or "
+                            "`recursia data generate sudoku --out DIR`.")
+        if not path.is_file():
+            raise DataError(f"{self.root} has no manifest.json, so it is not a Recursia dataset. Build one with "
+                            f"`recursia data build` (raw files such as CSVs go to --source, not --data).")
+        try:
+            self.manifest = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path} is not valid JSON ({e}); rebuild the dataset") from e
+        if self.manifest.get("format_version") != FORMAT_VERSION:
+            raise DataError(f"{path} has format version {self.manifest.get('format_version')}, this Recursia "
+                            f"reads version {FORMAT_VERSION}; rebuild the dataset")
+        for rel, meta in self.manifest["files"].items():
+            f = self.root / rel
+            if not f.is_file() or f.stat().st_size != meta["bytes"]:
+                raise DataError(f"{f} is missing or has the wrong size (expected {meta['bytes']} bytes): the "
+                                "dataset is incomplete or was changed; rebuild it")
+        self.splits = {name: Split(self.root, name) for name in self.manifest["splits"]}
+
+    @property
+    def fingerprint(self) -> str:
+        return self.manifest["fingerprint"]
+
+    @property
+    def task(self) -> str:
+        return self.manifest["task"]
+
+    def split(self, name: str) -> Split:
+        if name not in self.splits:
+            raise DataError(f"dataset {self.root} has no {name!r} split (it has: {', '.join(self.splits)})")
+        return self.splits[name]
+
+    def verify(self) -> None:
+        """Re-hash every array (slow for big sets) and compare with the manifest."""
+        for rel, meta in self.manifest["files"].items():
+            if _sha256(self.root / rel) != meta["sha256"]:
+                raise DataError(f"{self.root / rel} does not match its checksum in manifest.json; rebuild the dataset")
+
+
+class Sampler:
+    """Endless, seeded, resumable stream of training example indices for one rank.
+
+    Epoch e visits every group once in the order of a permutation seeded by (seed, e), taking one random
+    augmented version of each (the reference's epoch). Rank r of W takes positions r, r+W, r+2W, ... of each
+    epoch. The whole state is (epoch, offset): saving it in a checkpoint makes resuming exact.
+    """
+
+    def __init__(self, groups: np.ndarray, seed: int, rank: int = 0, world: int = 1):
+        self.groups = np.asarray(groups)
+        self.seed, self.rank, self.world = seed, rank, world
+        self.epoch, self.offset = 0, 0
+        self._order: np.ndarray | None = None
+
+    def _epoch_order(self) -> np.ndarray:
+        if self._order is None:
+            rng = np.random.default_rng([self.seed, self.epoch])
+            g = self.groups
+            order = rng.permutation(g.shape[0] - 1)
+            sizes = g[order + 1] - g[order]
+            pick = g[order] + (rng.random(order.shape[0]) * sizes).astype(np.int64)
+            self._order = pick[self.rank::self.world]
+            if self._order.shape[0] == 0:
+                raise DataError(f"the training split has {g.shape[0] - 1} groups, fewer than the "
+                                f"{self.world} ranks; use fewer processes or more data")
+        return self._order
+
+    def take(self, k: int) -> np.ndarray:
+        out = []
+        while k > 0:
+            order = self._epoch_order()
+            chunk = order[self.offset:self.offset + k]
+            out.append(chunk)
+            k -= chunk.shape[0]
+            self.offset += chunk.shape[0]
+            if self.offset >= order.shape[0]:
+                self.epoch, self.offset, self._order = self.epoch + 1, 0, None
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "offset": self.offset, "seed": self.seed, "rank": self.rank,
+                "world": self.world}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.offset, self._order = int(state["epoch"]), int(state["offset"]), None

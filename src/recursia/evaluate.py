@@ -1,0 +1,114 @@
+"""Evaluation: run every test example for all N_sup supervision steps and score it two ways.
+
+- `all_steps`: the answer after the last step (the reference protocol), plus the accuracy after each step;
+- `early_halting`: the answer at the step where the model's halting rule first fires (or the last step), the
+  mean number of steps that takes, and the accuracy when halting is also capped at step k.
+
+Both come from the same rollout, because an example's trajectory does not depend on when it is read out.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .dataset import Split
+from .losses import IGNORE
+from .model import RecursiveModel
+from .supervision import halting_step, rollout
+
+
+@torch.no_grad()
+def evaluate(model: RecursiveModel, split: Split, batch_size: int = 256, max_examples: int = 0,
+             progress: bool = True) -> dict[str, Any]:
+    model.eval()
+    device = model.embed_tokens.device
+    n_total = len(split) if max_examples <= 0 else min(max_examples, len(split))
+    n_sup = model.cfg.N_sup
+    exact_by_step = torch.zeros(n_sup, dtype=torch.float64)
+    cell_by_step = torch.zeros(n_sup, dtype=torch.float64)
+    early_exact_capped = torch.zeros(n_sup, dtype=torch.float64)
+    sums = {k: 0.0 for k in ("early_exact", "early_cell", "early_steps", "q_all", "q_early", "q_count")}
+    halt_hist = torch.zeros(n_sup, dtype=torch.float64)
+    started = time.time()
+    bar = tqdm(total=n_total, desc="eval", unit="ex", disable=not progress, leave=False)
+    for start in range(0, n_total, batch_size):
+        idx = np.arange(start, min(start + batch_size, n_total))
+        rows = split.rows(idx)
+        inputs = torch.from_numpy(rows["inputs"]).to(device)
+        labels = torch.from_numpy(rows["labels"]).to(device).long()
+        pids = torch.from_numpy(rows["puzzle_ids"]).to(device)
+        rec = rollout(model, inputs, pids, n_sup)
+        valid = labels != IGNORE
+        count = valid.sum(-1).clamp(min=1)
+        right = torch.stack([((p == labels) & valid).sum(-1) for p in rec.predictions])  # (S, B)
+        exact = right == count
+        cell = right.float() / count
+        exact_by_step += exact.double().sum(1).cpu()
+        cell_by_step += cell.double().sum(1).cpu()
+        h = halting_step(rec)  # (B,)
+        cols = torch.arange(h.shape[0], device=h.device)
+        sums["early_exact"] += exact[h, cols].double().sum().item()
+        sums["early_cell"] += cell[h, cols].double().sum().item()
+        sums["early_steps"] += (h + 1).double().sum().item()
+        halt_hist += torch.bincount(h.cpu(), minlength=n_sup).double()
+        for k in range(n_sup):
+            early_exact_capped[k] += exact[torch.clamp(h, max=k), cols].double().sum().item()
+        if rec.q_halt[0] is not None:
+            sums["q_all"] += ((rec.q_halt[-1] >= 0) == exact[-1]).double().sum().item()
+            qh = torch.stack(rec.q_halt)[h, cols]
+            sums["q_early"] += ((qh >= 0) == exact[h, cols]).double().sum().item()
+            sums["q_count"] += h.shape[0]
+        bar.update(len(idx))
+    bar.close()
+    n = max(n_total, 1)
+    has_q = sums["q_count"] > 0
+    return {
+        "examples": n_total,
+        "N_sup": n_sup,
+        "halting": model.cfg.halting,
+        "seconds": round(time.time() - started, 2),
+        "all_steps": {
+            "exact_accuracy": float(exact_by_step[-1] / n),
+            "cell_accuracy": float(cell_by_step[-1] / n),
+            "mean_steps": float(n_sup),
+            "q_halt_accuracy": sums["q_all"] / n if has_q else None,
+            "exact_accuracy_by_step": [float(v / n) for v in exact_by_step],
+            "cell_accuracy_by_step": [float(v / n) for v in cell_by_step],
+        },
+        "early_halting": {
+            "exact_accuracy": sums["early_exact"] / n,
+            "cell_accuracy": sums["early_cell"] / n,
+            "mean_steps": sums["early_steps"] / n,
+            "q_halt_accuracy": sums["q_early"] / n if has_q else None,
+            "exact_accuracy_by_step": [float(v / n) for v in early_exact_capped],
+            "halting_step_histogram": [int(v) for v in halt_hist],
+        },
+    }
+
+
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    """Human-readable lines for the terminal."""
+    lines = [f"examples: {result['examples']}   N_sup: {result['N_sup']}   halting: {result['halting']}"]
+    for mode in ("all_steps", "early_halting"):
+        r = result[mode]
+        q = "n/a" if r["q_halt_accuracy"] is None else f"{r['q_halt_accuracy']:.4f}"
+        lines.append(f"{mode:>14}: exact_accuracy {r['exact_accuracy']:.4f}  cell_accuracy {r['cell_accuracy']:.4f}"
+                     f"  mean_steps {r['mean_steps']:.2f}  q_halt_accuracy {q}")
+    by = result["all_steps"]["exact_accuracy_by_step"]
+    lines.append("exact_accuracy_by_step: " + " ".join(f"{v:.3f}" for v in by))
+    return lines
+
+
+def write_json(result: dict[str, Any], path: str | Path) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(p)

@@ -1,0 +1,86 @@
+"""Solving puzzles with a trained model: parse and check the input, run the recursion, check the answer.
+
+The answer is read at the step where the model's halting rule fires (or after N_sup steps), and the task's
+own checker says whether it is a valid solution of the given puzzle; the model's opinion is never trusted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import load_model
+from .errors import DataError, PuzzleError
+from .model import RecursiveModel, resolve_dtype
+from .runtime import pick_device
+from .supervision import halting_step, rollout
+from .tasks import Task, get_task
+
+
+@dataclass
+class SolveResult:
+    question: np.ndarray
+    answer: np.ndarray
+    valid: bool
+    problems: list[str]
+    steps: int
+    halt_confidence: float | None  # sigmoid(q_halt) at the halting step
+    trajectory: list[np.ndarray] = field(default_factory=list)  # decoded answer after every step run
+
+    def to_json(self) -> dict[str, Any]:
+        return {"answer": "".join(str(int(v)) for v in self.answer.ravel()), "valid": self.valid,
+                "problems": self.problems, "steps": self.steps, "halt_confidence": self.halt_confidence}
+
+
+def read_puzzle_file(path: str | Path) -> list[str]:
+    """One puzzle per line; blank lines and lines starting with '#' are skipped."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"puzzle file {p} does not exist")
+    return [line.strip() for line in p.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+class Solver:
+    def __init__(self, model: RecursiveModel, task: Task):
+        self.model, self.task = model, task
+
+    @staticmethod
+    def load(checkpoint: str | Path, device: str = "auto") -> "Solver":
+        dev = pick_device(device)
+        model, cfg, meta = load_model(checkpoint, dev)
+        model.set_forward_dtype(resolve_dtype(cfg.model.forward_dtype, dev))
+        return Solver(model, get_task(meta["task"]))
+
+    def parse(self, text: str, where: str = "puzzle") -> np.ndarray:
+        """Parse user text into a question grid; malformed or contradictory input raises PuzzleError."""
+        try:
+            grid = self.task.parse(text)
+        except PuzzleError as e:
+            raise PuzzleError(f"{where}: {e}") from e
+        problems = self.task.problems(grid)
+        if problems:
+            raise PuzzleError(f"{where}: contradictory clues: {'; '.join(problems)}")
+        return grid
+
+    @torch.no_grad()
+    def solve_batch(self, grids: list[np.ndarray], early_halt: bool = True) -> list[SolveResult]:
+        device = self.model.embed_tokens.device
+        inputs = torch.from_numpy(self.task.encode(np.stack(grids))).to(device)
+        pids = torch.zeros(inputs.shape[0], dtype=torch.int32, device=device)
+        rec = rollout(self.model, inputs, pids, until_halt=early_halt)
+        h = halting_step(rec) if early_halt else torch.full((inputs.shape[0],), len(rec.predictions) - 1)
+        preds = torch.stack(rec.predictions).cpu().numpy()  # (S, B, L)
+        q = torch.stack(rec.q_halt).cpu() if rec.q_halt[0] is not None else None
+        out = []
+        for b, grid in enumerate(grids):
+            step = int(h[b])
+            answer = self.task.decode(preds[step, b][None])[0]
+            problems = self.task.check(grid, answer)
+            conf = float(torch.sigmoid(q[step, b])) if q is not None else None
+            trajectory = [self.task.decode(preds[s, b][None])[0] for s in range(step + 1)]
+            out.append(SolveResult(grid, answer, not problems, problems, step + 1, conf, trajectory))
+        return out

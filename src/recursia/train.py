@@ -1,0 +1,383 @@
+"""Training: one function, `train`, from a config to a run directory with checkpoints, metrics and a final
+evaluation. Single process on CPU, CUDA or MPS, or several processes under `torchrun` (DDP).
+
+The loop is: refill free carry slots -> one supervision step -> loss / local batch -> backward -> AdamATan2
+on the weights and SignSGD on the puzzle-embedding rows -> EMA. Checkpoints hold everything that state depends
+on (weights, moments, EMA, carry, RNG, sampler position), so `--resume` continues bit-for-bit on the same
+hardware. Ctrl-C or SIGTERM finishes the current step, writes a checkpoint and exits.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import yaml
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from . import checkpoint as ckpt_io
+from .config import RunConfig, config_from_dict
+from .dataset import Dataset, Sampler
+from .errors import CheckpointError, ConfigError
+from .evaluate import evaluate, summary_lines, write_json
+from .metrics_log import MetricsLog, truncate_after
+from .model import RecursiveModel, TaskSpec, build_model, resolve_dtype
+from .optim import EMA, AdamATan2, SparseSignSGD, warmup_lr
+from .runtime import Runtime, all_reduce_sum, setup
+from .supervision import Carry, DeepSupervision, Examples
+
+# Settings that may change when resuming (they do not change what a step computes).
+RESUMABLE_CHANGES = {"train.steps", "train.log_every", "train.eval_every", "train.eval_batch_size",
+                     "train.eval_max_examples", "train.checkpoint_every", "train.keep_checkpoints",
+                     "train.time_limit_s", "train.compare_one_pass", "train.device", "train.compile", "train.threads", "log.tensorboard",
+                     "log.wandb", "log.wandb_project", "description"}
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def prepare_data(cfg: RunConfig, run_dir: Path, rt: Runtime) -> Dataset:
+    """The dataset named by `data.dir`, or puzzles generated once into RUN_DIR/data."""
+    if cfg.data.dir is not None:
+        return Dataset(cfg.data.dir)
+    if cfg.data.generate is None:
+        raise ConfigError("no data: pass --data DIR (a dataset built with `recursia data build`) or use a "
+                          "preset that generates its puzzles (`--preset demo`)")
+    from .tasks import generate_dataset
+
+    out = run_dir / "data"
+    if rt.is_main and not (out / "manifest.json").exists():
+        generate_dataset(cfg.data.generate, out)
+    if rt.distributed:
+        dist.barrier()
+    return Dataset(out)
+
+
+class Trainer:
+    """Holds the live objects of a run so that checkpointing and evaluation can reach them."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, rt: Runtime, data: Dataset):
+        self.cfg, self.run_dir, self.rt, self.data = cfg, run_dir, rt, data
+        t = cfg.train
+        if t.global_batch_size % rt.world:
+            raise ConfigError(f"train.global_batch_size={t.global_batch_size} is not divisible by the "
+                              f"{rt.world} processes")
+        self.local_batch = t.global_batch_size // rt.world
+        m = data.manifest
+        self.spec = TaskSpec(m["seq_len"], m["vocab_size"], m.get("num_puzzle_ids", 1))
+        self.train_split = data.split("train")
+
+        torch.manual_seed(t.seed)  # identical initial weights on every rank
+        self.model = build_model(cfg.model, self.spec).to(rt.device)
+        self.model.set_forward_dtype(resolve_dtype(cfg.model.forward_dtype, rt.device))
+        self.optimizer = AdamATan2(self.model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2),
+                                   weight_decay=t.weight_decay)
+        self.sign_sgd = (SparseSignSGD(self.model.puzzle_emb, t.puzzle_emb_lr, t.puzzle_emb_weight_decay)
+                         if self.model.puzzle_emb is not None else None)
+        self.ema = EMA(self.model, t.ema_rate) if t.ema else None
+        self.generator = torch.Generator(device=rt.device)
+        self.generator.manual_seed(t.seed * 1000 + rt.rank + 1)
+        self.sampler = Sampler(self.train_split.groups, t.seed, rt.rank, rt.world)
+        self.step = 0
+        self.elapsed = 0.0  # training seconds over all sessions of this run
+
+        forward = self.model
+        if t.compile and rt.device.type == "cuda":
+            for module in self.model.modules():
+                if type(module).__name__ == "Stack":
+                    module.compile()
+        if rt.distributed:
+            forward = DistributedDataParallel(self.model, device_ids=[rt.device.index] if rt.device.type == "cuda"
+                                              else None, broadcast_buffers=False)
+        self.sup = DeepSupervision(self.model, cfg.model, t.loss, forward=forward, generator=self.generator)
+        self.carry: Carry = self.sup.empty_carry(self.local_batch, self.spec.seq_len, rt.device)
+
+    # -- data ----------------------------------------------------------------------------------------------
+    def fetch(self, k: int) -> Examples:
+        rows = self.train_split.rows(self.sampler.take(k))
+        dev = self.rt.device
+        return Examples(torch.from_numpy(rows["inputs"]).to(dev), torch.from_numpy(rows["labels"]).to(dev),
+                        torch.from_numpy(rows["puzzle_ids"]).to(dev), torch.from_numpy(rows["index"]).to(dev))
+
+    # -- one optimizer step --------------------------------------------------------------------------------
+    def train_step(self) -> dict[str, torch.Tensor]:
+        t = self.cfg.train
+        self.step += 1
+        lr = warmup_lr(t.lr, self.step, t.lr_warmup_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if self.sign_sgd is not None:
+            self.sign_sgd.lr = warmup_lr(t.puzzle_emb_lr, self.step, t.lr_warmup_steps)
+        self.model.train()
+        self.carry, loss, metrics = self.sup.train_step(self.carry, self.fetch)
+        # Each rank divides by its own batch; DDP averages over ranks: the gradient of sum / global batch.
+        (loss / self.local_batch).backward()
+        self.optimizer.step()
+        if self.sign_sgd is not None:
+            self.sign_sgd.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.model)
+        metrics["loss"] = loss.detach() / self.local_batch
+        metrics["lr"] = torch.tensor(lr, device=self.rt.device)
+        return metrics
+
+    # -- evaluation with the EMA weights ------------------------------------------------------------------
+    def eval_model(self) -> RecursiveModel:
+        """A copy of the model holding the weights to evaluate and save (EMA when enabled)."""
+        model = build_model(self.cfg.model, self.spec).to(self.rt.device)
+        model.set_forward_dtype(self.model.forward_dtype)
+        model.load_state_dict(self.model.state_dict())
+        if self.ema is not None:
+            self.ema.copy_to(model)
+        return model.eval()
+
+    def evaluate(self, progress: bool) -> dict[str, Any] | None:
+        if "test" not in self.data.splits:
+            return None
+        t = self.cfg.train
+        return evaluate(self.eval_model(), self.data.split("test"), t.eval_batch_size, t.eval_max_examples,
+                        progress=progress)
+
+    # -- checkpoints ---------------------------------------------------------------------------------------
+    def _local_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors = {f"carry.{k}": v for k, v in self.carry.tensors().items()}
+        tensors["rng.explore"] = self.generator.get_state()
+        return ({k: v.detach().cpu() for k, v in tensors.items()},
+                {"sampler": self.sampler.state_dict()})
+
+    def save(self) -> Path | None:
+        local = self._local_state()
+        if self.rt.distributed:
+            gathered: list[Any] = [None] * self.rt.world
+            dist.all_gather_object(gathered, local)
+        else:
+            gathered = [local]
+        if not self.rt.is_main:
+            return None
+        tensors: dict[str, torch.Tensor] = {}
+        samplers = []
+        for rank, (t_rank, j_rank) in enumerate(gathered):
+            tensors.update({f"rank{rank}.{k}": v for k, v in t_rank.items()})
+            samplers.append(j_rank["sampler"])
+        tensors.update({f"weights.{k}": v for k, v in self.model.state_dict().items()})
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        for p, st in self.optimizer.state.items():
+            for key, value in st.items():
+                tensors[f"optim.{names[id(p)]}.{key}"] = value
+        if self.ema is not None:
+            tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
+        tensors["rng.torch_cpu"] = torch.get_rng_state()
+        weights = self.eval_model().state_dict()
+        meta = ckpt_io.make_meta(self.cfg, self.spec, self.step, self.data.fingerprint, self.data.task,
+                                 self.ema is not None)
+        train_json = {"step": self.step, "elapsed_s": self.elapsed, "world": self.rt.world, "samplers": samplers}
+        return ckpt_io.write_checkpoint(self.run_dir, self.step, weights, meta, tensors, train_json,
+                                        keep=self.cfg.train.keep_checkpoints)
+
+    def load(self, path: Path) -> None:
+        tensors, info = ckpt_io.read_train_state(path)
+        meta = ckpt_io.read_meta(path)
+        if meta["data_fingerprint"] != self.data.fingerprint:
+            raise CheckpointError(
+                f"{path} was trained on data with fingerprint {meta['data_fingerprint'][:12]}..., but the data "
+                f"in {self.data.root} has {self.data.fingerprint[:12]}...; resume with the original data "
+                "(or start a new run)")
+        if info["world"] != self.rt.world:
+            raise CheckpointError(f"{path} was written by {info['world']} processes and this run has "
+                                  f"{self.rt.world}; an exact resume needs the same number (the carry and data "
+                                  "position are per process)")
+        weights = {k[len("weights."):]: v for k, v in tensors.items() if k.startswith("weights.")}
+        ckpt_io.load_weights(self.model, weights, path / "train_state.safetensors")
+        names = dict(self.model.named_parameters())
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                pname, skey = key[len("optim."):].rsplit(".", 1)
+                on_cpu = skey == "step"  # AdamATan2 keeps its step counter on the CPU
+                self.optimizer.state[names[pname]][skey] = value if on_cpu else value.to(self.rt.device)
+        if self.ema is not None:
+            self.ema.load_state_dict({k[len("ema."):]: v.to(self.rt.device)
+                                      for k, v in tensors.items() if k.startswith("ema.")})
+        prefix = f"rank{self.rt.rank}."
+        local = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        carry = {k[len("carry."):]: v.to(self.rt.device) for k, v in local.items() if k.startswith("carry.")}
+        self.carry = Carry.from_tensors(carry)
+        self.generator.set_state(local["rng.explore"])
+        torch.set_rng_state(tensors["rng.torch_cpu"])
+        self.sampler.load_state_dict(info["samplers"][self.rt.rank])
+        self.step, self.elapsed = info["step"], info["elapsed_s"]
+
+
+def _check_resume_config(saved: RunConfig, new: RunConfig) -> None:
+    a, b = _flat(saved.to_dict()), _flat(new.to_dict())
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES)
+    if changed:
+        k = changed[0]
+        raise ConfigError(f"cannot change {k} when resuming (run has {a.get(k)!r}, asked {b.get(k)!r}); "
+                          f"only these may change: {', '.join(sorted(RESUMABLE_CHANGES))}")
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} is not a run directory (no config.yaml); pass the --out of a run")
+    return config_from_dict(yaml.safe_load(path.read_text()))
+
+
+def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True,
+          overrides_on_resume: RunConfig | None = None) -> dict[str, Any]:
+    """Train `cfg` into `run_dir`; with `resume`, continue the run saved there. Returns a summary dict."""
+    run_dir = Path(run_dir)
+    rt = setup(cfg.train.device)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    if resume:
+        saved = load_run_config(run_dir)
+        if overrides_on_resume is not None:
+            _check_resume_config(saved, overrides_on_resume)
+            cfg = overrides_on_resume
+        else:
+            cfg = saved
+        ckpt = ckpt_io.resolve(run_dir)
+    else:
+        if (run_dir / "checkpoints").exists():
+            raise ConfigError(f"{run_dir} already holds a run; continue it with `recursia train --resume "
+                              f"{run_dir}` or choose a new --out")
+        ckpt = None
+    if rt.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    data = prepare_data(cfg, run_dir, rt)
+    trainer = Trainer(cfg, run_dir, rt, data)
+    if ckpt is not None:
+        trainer.load(ckpt)
+        if rt.is_main:
+            truncate_after(run_dir, trainer.step)
+    log = MetricsLog(run_dir, cfg.log, cfg.to_dict(), enabled=rt.is_main)
+    t = cfg.train
+    show = progress and rt.is_main
+    if rt.is_main and show:
+        n_params = trainer.model.count_parameters()
+        print(f"recursia: {cfg.model.arch} ({n_params / 1e6:.2f}M parameters) on {rt.device}"
+              f"{f' x{rt.world}' if rt.distributed else ''}, {len(trainer.train_split)} training examples, "
+              f"batch {t.global_batch_size}, {t.steps} steps -> {run_dir}")
+
+    stop = {"signal": None}
+
+    def on_signal(signum, frame):  # finish the step, checkpoint, exit
+        stop["signal"] = signum
+
+    old_handlers = {}
+    if rt.is_main or rt.distributed:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            try:
+                old_handlers[s] = signal.signal(s, on_signal)
+            except ValueError:  # not in the main thread
+                pass
+
+    sums: dict[str, torch.Tensor] = {}
+    bar = tqdm(total=t.steps, initial=min(trainer.step, t.steps), desc="train", unit="step", disable=not show,
+               dynamic_ncols=True)
+    session_start = time.time()
+    elapsed_at_start = trainer.elapsed
+    last_log = (time.time(), trainer.step)
+    eval_result = None
+    try:
+        while trainer.step < t.steps:
+            metrics = trainer.train_step()
+            for k, v in metrics.items():
+                sums[k] = sums[k] + v if k in sums else v.float()
+            trainer.elapsed = elapsed_at_start + (time.time() - session_start)
+            bar.update(1)
+            if trainer.step % t.log_every == 0 or trainer.step == t.steps:
+                record = _reduce(sums, trainer.step - last_log[1], rt.world)
+                now = time.time()
+                record["steps_per_s"] = (trainer.step - last_log[1]) / max(now - last_log[0], 1e-9)
+                record["elapsed_s"] = trainer.elapsed
+                last_log, sums = (now, trainer.step), {}
+                log.write(trainer.step, {f"train/{k}": v for k, v in record.items()})
+                bar.set_postfix(loss=f"{record['loss']:.3f}", exact=f"{record.get('exact_accuracy', 0):.3f}",
+                                steps=f"{record.get('steps', 0):.1f}", it_s=f"{record['steps_per_s']:.2f}")
+            signalled = _any_rank(stop["signal"] is not None, rt)
+            over_time = t.time_limit_s > 0 and trainer.elapsed >= t.time_limit_s
+            if t.eval_every and trainer.step % t.eval_every == 0 and trainer.step < t.steps and rt.is_main:
+                result = trainer.evaluate(progress=show)
+                if result is not None:
+                    log.write(trainer.step, _eval_scalars(result))
+            if (t.checkpoint_every and trainer.step % t.checkpoint_every == 0) or signalled or over_time:
+                trainer.save()
+            if signalled or over_time:
+                bar.close()
+                why = "interrupted" if signalled else f"time limit {t.time_limit_s:.0f}s reached"
+                if rt.is_main and progress:
+                    print(f"recursia: {why} at step {trainer.step}; checkpoint written. Continue with "
+                          f"`recursia train --resume {run_dir}`")
+                return {"step": trainer.step, "stopped": why, "run_dir": str(run_dir)}
+        bar.close()
+        if not (run_dir / "checkpoints" / f"step-{trainer.step:07d}").exists():
+            trainer.save()
+        if rt.is_main:
+            eval_result = trainer.evaluate(progress=show)
+            if eval_result is not None:
+                eval_result.update(checkpoint=str(ckpt_io.resolve(run_dir)), step=trainer.step,
+                                   data=str(data.root), data_fingerprint=data.fingerprint,
+                                   train_seconds=round(trainer.elapsed, 1))
+                write_json(eval_result, run_dir / "eval.json")
+                log.write(trainer.step, _eval_scalars(eval_result))
+                if progress:
+                    print(f"recursia: trained {trainer.step} steps in {trainer.elapsed:.0f}s; test set:")
+                    for line in summary_lines(eval_result):
+                        print("  " + line)
+        return {"step": trainer.step, "run_dir": str(run_dir), "eval": eval_result,
+                "train_seconds": trainer.elapsed}
+    finally:
+        bar.close()
+        log.close()
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+
+
+PER_STEP = ("loss", "lr")  # logged as means per step; the rest as means over halted examples
+
+
+def _reduce(sums: dict[str, torch.Tensor], steps: int, world: int) -> dict[str, float]:
+    """Means since the last log, over all ranks: halting metrics per halted example, loss and lr per step."""
+    total = all_reduce_sum(dict(sums))
+    count = float(total.pop("count"))
+    steps = max(steps, 1)
+    out = {k: float(v) / (steps * world) if k in PER_STEP else (float(v) / count if count else math.nan)
+           for k, v in total.items()}
+    out["halted_per_step"] = count / steps
+    return out
+
+
+def _eval_scalars(result: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for mode in ("all_steps", "early_halting"):
+        for k in ("exact_accuracy", "cell_accuracy", "mean_steps", "q_halt_accuracy"):
+            v = result[mode][k]
+            if v is not None:
+                out[f"eval/{mode}/{k}"] = v
+    return out
+
+
+def _any_rank(flag: bool, rt: Runtime) -> bool:
+    if not rt.distributed:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=rt.device)
+    dist.all_reduce(t)
+    return bool(t.item() > 0)
+

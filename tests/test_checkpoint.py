@@ -1,0 +1,112 @@
+"""Checkpoints: round trip, exact resume after a kill, clear errors for corrupt or mismatched files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from recursia.checkpoint import load_model, resolve
+from recursia.config import build_config
+from recursia.errors import CheckpointError, ConfigError
+from recursia.metrics_log import read_metrics
+from recursia.train import train
+
+from conftest import REPO
+
+TINY = ["model.hidden_size=32", "model.num_heads=2", "model.expansion=2", "model.T=1", "model.n=2",
+        "model.N_sup=3", "model.puzzle_emb_len=1", "model.puzzle_emb_dim=32",
+        "data.generate.train_count=64", "data.generate.test_count=16", "data.generate.blanks=10",
+        "train.global_batch_size=8", "train.log_every=1", "train.eval_batch_size=16", "train.lr_warmup_steps=2",
+        "train.compare_one_pass=false", "train.ema_rate=0.9"]
+
+
+def losses(run: Path) -> dict[int, float]:
+    out = {}
+    for r in read_metrics(run):
+        if "train/loss" in r:
+            out[r["step"]] = r["train/loss"]
+    return out
+
+
+def test_round_trip_and_exact_resume(tmp_path):
+    straight = tmp_path / "straight"
+    train(build_config("demo", TINY + ["train.steps=8"]), straight, progress=False)
+    first = tmp_path / "resumed"
+    train(build_config("demo", TINY + ["train.steps=4"]), first, progress=False)
+    resumed_cfg = build_config("demo", TINY + ["train.steps=8"])
+    train(resumed_cfg, first, resume=True, progress=False, overrides_on_resume=resumed_cfg)
+    a, b = losses(straight), losses(first)
+    assert sorted(a) == list(range(1, 9)) and sorted(b) == list(range(1, 9))
+    assert [a[s] for s in range(1, 9)] == [b[s] for s in range(1, 9)]  # bit-for-bit
+    wa = load_file(str(resolve(straight) / "model.safetensors"))
+    wb = load_file(str(resolve(first) / "model.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+    model, cfg, meta = load_model(straight)  # round trip: loads with the config it was saved with
+    assert meta["step"] == 8 and cfg.model.hidden_size == 32 and meta["weights"] == "ema"
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in wa.items())
+
+
+def test_resume_refuses_changed_model(tmp_path):
+    run = tmp_path / "run"
+    train(build_config("demo", TINY + ["train.steps=2"]), run, progress=False)
+    changed = build_config("demo", TINY + ["train.steps=4", "model.n=3"])
+    with pytest.raises(ConfigError, match="cannot change model.n"):
+        train(changed, run, resume=True, progress=False, overrides_on_resume=changed)
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(build_config("demo", TINY), run, progress=False)
+
+
+def test_corrupt_and_mismatched_checkpoints(tmp_path):
+    run = tmp_path / "run"
+    train(build_config("demo", TINY + ["train.steps=2"]), run, progress=False)
+    ck = resolve(run)
+    weights = ck / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="model.safetensors is corrupt or truncated"):
+        load_model(run)
+    weights.write_bytes(data)
+    # torch.compile prefixes are stripped on load
+    t = load_file(str(weights))
+    save_file({f"_orig_mod.{k}": v for k, v in t.items()}, str(weights))
+    load_model(run)
+    # a weight of the wrong shape is named
+    t["lm_head.weight"] = torch.zeros(3, 3)
+    save_file(t, str(weights))
+    with pytest.raises(CheckpointError, match=r"lm_head.weight has shape \(3, 3\)"):
+        load_model(run)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_model(tmp_path / "nowhere")
+
+
+def test_kill_and_resume_continues_exactly(tmp_path):
+    """A hard kill (SIGKILL) loses at most the steps since the last checkpoint; resuming reproduces them."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    args = [sys.executable, "-m", "recursia", "train", "--quiet"] + TINY
+    straight = tmp_path / "straight"
+    subprocess.run(args + ["--out", str(straight), "train.steps=12"], check=True, env=env, timeout=300)
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(args + ["--out", str(run), "train.steps=100000", "train.checkpoint_every=3"], env=env)
+    deadline = time.time() + 240
+    while not (run / "checkpoints" / "step-0000006").exists():
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    subprocess.run([sys.executable, "-m", "recursia", "train", "--quiet", "--resume", str(run), "train.steps=12"],
+                   check=True, env=env, timeout=300)
+    a, b = losses(straight), losses(run)
+    assert [a[s] for s in range(1, 13)] == [b[s] for s in range(1, 13)]
+    steps = [r["step"] for r in read_metrics(run) if "train/loss" in r]
+    assert steps == list(range(1, 13))  # records after the checkpoint were replaced, not duplicated
+    assert json.loads((run / "eval.json").read_text())["step"] == 12

@@ -1,0 +1,133 @@
+"""The command line, run as a user runs it (subprocesses), including the error paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, need_data
+
+ENV = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+TINY = ["model.hidden_size=32", "model.num_heads=2", "model.expansion=2", "model.T=1", "model.n=2",
+        "model.N_sup=3", "train.global_batch_size=16", "train.steps=6", "train.log_every=2",
+        "train.compare_one_pass=false", "train.eval_batch_size=32"]
+PUZZLE = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
+
+
+def run(*args: str, check: bool = False, timeout: int = 300) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "recursia", *args], capture_output=True, text=True, env=ENV,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"recursia {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("cli")
+    data = root / "data"
+    run("data", "generate", "sudoku", "--out", str(data), "--count", "64", "--test-count", "16",
+        "--blanks", "12", check=True)
+    out = root / "run"
+    run("train", "--quiet", "--data", str(data), "--out", str(out), *TINY, check=True)
+    return {"data": data, "run": out}
+
+
+def test_help_and_presets():
+    assert "train" in run("--help", check=True).stdout
+    out = run("presets", check=True).stdout
+    for name in ("demo", "sudoku-mlp", "sudoku-att", "sudoku-hrm"):
+        assert name in out
+
+
+def test_train_writes_run(trained):
+    run_dir = trained["run"]
+    assert (run_dir / "config.yaml").is_file()
+    assert (run_dir / "checkpoints" / "latest").is_file()
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines if "train/loss" in x] == [2, 4, 6]
+    result = json.loads((run_dir / "eval.json").read_text())
+    assert result["examples"] == 16 and len(result["all_steps"]["exact_accuracy_by_step"]) == 3
+
+
+def test_eval_prints_and_writes_json(trained, tmp_path):
+    out = tmp_path / "eval.json"
+    proc = run("eval", str(trained["run"]), "--json", str(out), "--quiet", check=True)
+    assert "exact_accuracy" in proc.stdout and "early_halting" in proc.stdout
+    result = json.loads(out.read_text())
+    for mode in ("all_steps", "early_halting"):
+        for key in ("exact_accuracy", "cell_accuracy", "mean_steps", "q_halt_accuracy", "exact_accuracy_by_step"):
+            assert key in result[mode]
+    assert result["same_data_as_training"] is True
+
+
+def test_solve_prints_grid_and_validity(trained):
+    proc = run("solve", str(trained["run"]), PUZZLE)
+    assert proc.returncode in (0, 1)  # 1 when the (barely trained) model's answer is not a valid Sudoku
+    assert "puzzle 1:" in proc.stdout and "step(s)" in proc.stdout
+    assert proc.stdout.count("|") >= 18  # the boxed 9x9 grid
+    js = run("solve", str(trained["run"]), PUZZLE, "--json")
+    record = json.loads(js.stdout.splitlines()[0])
+    assert len(record["answer"]) == 81 and isinstance(record["valid"], bool)
+
+
+@pytest.mark.parametrize("puzzle,fragment", [
+    (PUZZLE[:-1], "80 cells, expected 81"),
+    (PUZZLE[:10] + "x" + PUZZLE[11:], "invalid character 'x'"),
+    ("55" + PUZZLE[2:], "contradictory clues"),
+])
+def test_solve_rejects_bad_puzzles(trained, puzzle, fragment):
+    proc = run("solve", str(trained["run"]), puzzle)
+    assert proc.returncode == 2
+    assert fragment in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_solve_from_file(trained, tmp_path):
+    f = tmp_path / "puzzles.txt"
+    f.write_text(f"# two puzzles\r\n{PUZZLE}\r\n\r\n{PUZZLE.replace('5', '.', 1)}\r\n")
+    proc = run("solve", str(trained["run"]), "--file", str(f))
+    assert "puzzle 2:" in proc.stdout
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["train", "--preset", "nope"], "unknown preset"),
+    (["train", "model.n=zero"], "should be of type int"),
+    (["train", "--data", "/nonexistent/dir", "--preset", "sudoku-mlp"], "does not exist"),
+    (["eval", "/nonexistent/run"], "does not exist"),
+    (["data", "build", "sudoku", "--source", "/nonexistent", "--out", "/tmp/x"], "no training file"),
+])
+def test_errors_are_one_line_messages(args, fragment, tmp_path):
+    proc = run(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert fragment in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_build_and_info_real_sudoku(tmp_path):
+    src = need_data("sudoku-extreme-1k")
+    out = tmp_path / "sudoku"
+    run("data", "build", "sudoku", "--source", str(src), "--out", str(out), "--augment", "2", check=True)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["splits"]["train"] == {"examples": 3000, "groups": 1000}
+    assert manifest["splits"]["test"]["examples"] == 1000
+    info = run("data", "info", str(out), check=True).stdout
+    assert manifest["fingerprint"][:16] in info
+    again = tmp_path / "again"  # seeded and reproducible: same fingerprint
+    run("data", "build", "sudoku", "--source", str(src), "--out", str(again), "--augment", "2", check=True)
+    assert json.loads((again / "manifest.json").read_text())["fingerprint"] == manifest["fingerprint"]
+    proc = run("data", "build", "sudoku", "--source", str(src), "--out", str(out), "--augment", "2")
+    assert proc.returncode == 2 and "--overwrite" in proc.stderr
+
+
+def test_bad_csv_row_is_reported_with_line(tmp_path):
+    bad = tmp_path / "train.csv"
+    good_q = PUZZLE
+    bad.write_text("source,question,answer,rating\n,"
+                   f"{good_q},{'1' * 81},0\n")
+    proc = run("data", "build", "sudoku", "--source", str(bad), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "train.csv:2" in proc.stderr

@@ -1,0 +1,55 @@
+"""Configuration: presets load, overrides are typed and validated with messages that name the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from recursia.config import build_config, config_from_dict, load_preset, preset_names
+from recursia.errors import ConfigError
+
+
+def test_every_preset_loads():
+    names = preset_names()
+    for required in ("demo", "sudoku-mlp", "sudoku-att", "sudoku-hrm"):
+        assert required in names
+    for name in names:
+        cfg = load_preset(name)
+        assert cfg.description
+        assert config_from_dict(cfg.to_dict()) == cfg  # round trip through a plain dict (checkpoints)
+
+
+def test_paper_recipes():
+    mlp, att, hrm = load_preset("sudoku-mlp"), load_preset("sudoku-att"), load_preset("sudoku-hrm")
+    assert (mlp.model.mixer, mlp.model.T, mlp.model.n, mlp.model.N_sup) == ("mlp", 3, 6, 16)
+    assert att.model.mixer == "attention" and att.model.pos_encoding == "rope"
+    assert (hrm.model.arch, hrm.model.layers, hrm.model.halting) == ("hrm", 4, "qlearn")
+    for cfg in (mlp, att, hrm):
+        assert (cfg.train.global_batch_size, cfg.train.lr, cfg.train.weight_decay) == (768, 1e-4, 1.0)
+
+
+def test_overrides_are_typed():
+    cfg = build_config("sudoku-mlp", ["model.n=4", "train.lr=3e-4", "train.ema=false", "data.dir=/x"])
+    assert cfg.model.n == 4 and cfg.train.lr == 3e-4 and cfg.train.ema is False and cfg.data.dir == "/x"
+    assert isinstance(build_config("demo", ["train.lr=1"]).train.lr, float)
+
+
+@pytest.mark.parametrize("override,fragment", [
+    ("model.nn=4", "did you mean model.n"),
+    ("model.n=four", "model.n='four' should be of type int"),
+    ("model.halting=maybe", "model.halting='maybe' is not one of fixed, halt, qlearn"),
+    ("model.n=0", "model.n=0 must be at least 1"),
+    ("model.hidden_size=100", "divisible by model.num_heads"),
+    ("nonsense", "should look like key=value"),
+    ("model.mixer=mlp", "pos_encoding=rope acts inside attention only"),
+    ("train.steps.x=1", "is not a section"),
+])
+def test_bad_overrides_name_the_problem(override, fragment):
+    with pytest.raises(ConfigError, match=None) as info:
+        build_config("sudoku-att", [override])
+    assert fragment in str(info.value)
+
+
+def test_unknown_preset_suggests():
+    with pytest.raises(ConfigError) as info:
+        load_preset("sudoku-mpl")
+    assert "sudoku-mlp" in str(info.value)
