@@ -22,11 +22,11 @@ from recursia.train import train
 
 from conftest import REPO
 
-TINY = ["model.hidden_size=32", "model.num_heads=2", "model.expansion=2", "model.T=1", "model.n=2",
+TINY = ["model.hidden_size=64", "model.num_heads=4", "model.expansion=2", "model.T=1", "model.n=2",
         "model.N_sup=3", "model.puzzle_emb_len=1", "model.puzzle_emb_dim=32",
-        "data.generate.train_count=64", "data.generate.test_count=16", "data.generate.blanks=10",
-        "train.global_batch_size=8", "train.log_every=1", "train.eval_batch_size=16", "train.lr_warmup_steps=2",
-        "train.compare_one_pass=false", "train.ema_rate=0.9"]
+        "data.generate.train_count=64", "data.generate.test_count=16", "data.generate.blanks=10", "data.generate.min_rounds=1",
+        "train.global_batch_size=32", "train.log_every=1", "train.eval_batch_size=16", "train.lr_warmup_steps=2",
+        "train.compare_one_pass=false", "train.ema_rate=0.9", "train.lr_schedule=constant", "train.ema=true"]
 
 
 def losses(run: Path) -> dict[int, float]:
@@ -52,7 +52,7 @@ def test_round_trip_and_exact_resume(tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
     model, cfg, meta = load_model(straight)  # round trip: loads with the config it was saved with
-    assert meta["step"] == 8 and cfg.model.hidden_size == 32 and meta["weights"] == "ema"
+    assert meta["step"] == 8 and cfg.model.hidden_size == 64 and meta["weights"] == "ema"
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in wa.items())
 
 
@@ -62,6 +62,11 @@ def test_resume_refuses_changed_model(tmp_path):
     changed = build_config("demo", TINY + ["train.steps=4", "model.n=3"])
     with pytest.raises(ConfigError, match="cannot change model.n"):
         train(changed, run, resume=True, progress=False, overrides_on_resume=changed)
+    cosine = build_config("demo", TINY + ["train.steps=2", "train.lr_schedule=cosine"])
+    train(cosine, tmp_path / "cosine", progress=False)
+    longer = build_config("demo", TINY + ["train.steps=4", "train.lr_schedule=cosine"])
+    with pytest.raises(ConfigError, match="cannot change train.steps when resuming a run with train.lr_sch"):
+        train(longer, tmp_path / "cosine", resume=True, progress=False, overrides_on_resume=longer)
     with pytest.raises(ConfigError, match="already holds a run"):
         train(build_config("demo", TINY), run, progress=False)
 
@@ -93,20 +98,25 @@ def test_kill_and_resume_continues_exactly(tmp_path):
     """A hard kill (SIGKILL) loses at most the steps since the last checkpoint; resuming reproduces them."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     args = [sys.executable, "-m", "recursia", "train", "--quiet"] + TINY
-    straight = tmp_path / "straight"
-    subprocess.run(args + ["--out", str(straight), "train.steps=12"], check=True, env=env, timeout=300)
     run = tmp_path / "killed"
     proc = subprocess.Popen(args + ["--out", str(run), "train.steps=100000", "train.checkpoint_every=3"], env=env)
+    latest = run / "checkpoints" / "latest"
     deadline = time.time() + 240
-    while not (run / "checkpoints" / "step-0000006").exists():
-        assert time.time() < deadline and proc.poll() is None
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    subprocess.run([sys.executable, "-m", "recursia", "train", "--quiet", "--resume", str(run), "train.steps=12"],
-                   check=True, env=env, timeout=300)
+    try:
+        while not latest.exists():
+            assert time.time() < deadline and proc.poll() is None
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    saved = int(resolve(run).name.split("-")[1])  # the newest complete checkpoint when the kill came
+    total = saved + 6
+    subprocess.run([sys.executable, "-m", "recursia", "train", "--quiet", "--resume", str(run),
+                    f"train.steps={total}"], check=True, env=env, timeout=300)
+    straight = tmp_path / "straight"
+    subprocess.run(args + ["--out", str(straight), f"train.steps={total}"], check=True, env=env, timeout=300)
     a, b = losses(straight), losses(run)
-    assert [a[s] for s in range(1, 13)] == [b[s] for s in range(1, 13)]
+    assert [a[s] for s in range(1, total + 1)] == [b[s] for s in range(1, total + 1)]
     steps = [r["step"] for r in read_metrics(run) if "train/loss" in r]
-    assert steps == list(range(1, 13))  # records after the checkpoint were replaced, not duplicated
-    assert json.loads((run / "eval.json").read_text())["step"] == 12
+    assert steps == list(range(1, total + 1))  # records after the checkpoint were replaced, not duplicated
+    assert json.loads((run / "eval.json").read_text())["step"] == total

@@ -53,3 +53,21 @@ def test_unknown_preset_suggests():
     with pytest.raises(ConfigError) as info:
         load_preset("sudoku-mpl")
     assert "sudoku-mlp" in str(info.value)
+
+
+@pytest.mark.parametrize("preset", ["sudoku-mlp", "sudoku-att", "sudoku-hrm"])
+def test_paper_presets_take_a_training_step(preset, tmp_path):
+    """The full-size paper models run a real optimizer step (batch 2 on the CPU) and count their weights."""
+    from recursia.dataset import Dataset
+    from recursia.runtime import setup
+    from recursia.tasks.sudoku_data import generate_sudoku_dataset
+    from recursia.train import Trainer
+
+    generate_sudoku_dataset(tmp_path / "d", train_count=8, test_count=0, blanks=20, augmentations=1)
+    cfg = build_config(preset, [f"data.dir={tmp_path / 'd'}", "train.global_batch_size=2"])
+    trainer = Trainer(cfg, tmp_path / "run", setup("cpu"), Dataset(tmp_path / "d"))
+    before = trainer.model.lm_head.weight.detach().clone()
+    metrics = trainer.train_step()
+    assert float(metrics["loss"]) > 0 and not trainer.model.lm_head.weight.detach().equal(before)
+    expected = {"sudoku-mlp": 5.0, "sudoku-att": 6.8, "sudoku-hrm": 27.3}[preset]
+    assert round(trainer.model.count_parameters() / 1e6, 1) == expected

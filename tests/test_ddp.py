@@ -16,7 +16,7 @@ from conftest import REPO
 
 ARGS = ["--quiet", "model.hidden_size=32", "model.num_heads=2", "model.expansion=2", "model.T=1", "model.n=2",
         "model.N_sup=2", "model.halting=fixed", "model.puzzle_emb_len=1", "model.puzzle_emb_dim=32",
-        "data.generate.train_count=64", "data.generate.test_count=8", "data.generate.blanks=10",
+        "data.generate.train_count=64", "data.generate.test_count=8", "data.generate.blanks=10", "data.generate.min_rounds=1",
         "train.global_batch_size=16", "train.steps=5", "train.lr_warmup_steps=1", "train.ema=false",
         "train.compare_one_pass=false", "train.log_every=1", "train.eval_batch_size=8", "train.threads=1"]
 

@@ -31,6 +31,7 @@ class ModelConfig:
     hidden_size: int = 512
     num_heads: int = 8
     expansion: float = 4.0
+    mlp_multiple: int = 256  # SwiGLU widths are rounded up to a multiple of this (paper: 256)
     layers: int = 2
     mixer: str = "attention"  # attention | mlp (SwiGLU across the sequence axis, TRM-MLP)
     pos_encoding: str = "rope"  # rope | learned | none
@@ -75,6 +76,8 @@ class TrainConfig:
     global_batch_size: int = 768
     lr: float = 1e-4
     lr_warmup_steps: int = 2000
+    lr_schedule: str = "constant"  # constant (the papers) | cosine (decay to lr_min_ratio * lr at the last step)
+    lr_min_ratio: float = 0.0
     weight_decay: float = 1.0
     beta1: float = 0.9
     beta2: float = 0.95
@@ -127,6 +130,7 @@ _CHOICES = {
     "model.halting": ("fixed", "halt", "qlearn"),
     "model.forward_dtype": ("auto", "bfloat16", "float32"),
     "train.loss": ("stablemax", "softmax"),
+    "train.lr_schedule": ("constant", "cosine"),
     "data.generate.task": ("sudoku",),
 }
 
@@ -140,6 +144,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     m, t = cfg.model, cfg.train
     positive = {
         "model.hidden_size": m.hidden_size, "model.num_heads": m.num_heads, "model.layers": m.layers,
+        "model.mlp_multiple": m.mlp_multiple,
         "model.T": m.T, "model.n": m.n, "model.N_sup": m.N_sup, "train.steps": t.steps,
         "train.global_batch_size": t.global_batch_size, "train.eval_batch_size": t.eval_batch_size,
         "train.log_every": t.log_every, "train.keep_checkpoints": t.keep_checkpoints,

@@ -37,10 +37,11 @@ def rms_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     return h.to(x.dtype)
 
 
-def swiglu_width(dim: int, expansion: float) -> int:
-    """Intermediate size of a SwiGLU: round(expansion * dim * 2/3) rounded up to a multiple of 256."""
+def swiglu_width(dim: int, expansion: float, multiple: int = 256) -> int:
+    """Intermediate size of a SwiGLU: round(expansion * dim * 2/3) rounded up to a multiple of `multiple`
+    (the papers use 256, which is generous for the tiny CPU models)."""
     inter = round(expansion * dim * 2 / 3)
-    return -(-inter // 256) * 256
+    return -(-inter // multiple) * multiple
 
 
 class CastedLinear(nn.Module):
@@ -57,9 +58,9 @@ class CastedLinear(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    def __init__(self, dim: int, expansion: float):
+    def __init__(self, dim: int, expansion: float, multiple: int = 256):
         super().__init__()
-        width = swiglu_width(dim, expansion)
+        width = swiglu_width(dim, expansion, multiple)
         self.gate_up = CastedLinear(dim, 2 * width)
         self.down = CastedLinear(width, dim)
 
@@ -115,14 +116,14 @@ class Block(nn.Module):
     """Post-norm block: token mixing (attention or sequence-axis SwiGLU), then a channel SwiGLU."""
 
     def __init__(self, hidden: int, heads: int, expansion: float, seq_len: int, mixer: str, eps: float,
-                 reference_mlp_norm: bool = False):
+                 reference_mlp_norm: bool = False, mlp_multiple: int = 256):
         super().__init__()
         self.mixer, self.eps, self.reference_mlp_norm = mixer, eps, reference_mlp_norm
         if mixer == "attention":
             self.attn = Attention(hidden, heads)
         else:
-            self.token_mlp = SwiGLU(seq_len, expansion)
-        self.mlp = SwiGLU(hidden, expansion)
+            self.token_mlp = SwiGLU(seq_len, expansion, mlp_multiple)
+        self.mlp = SwiGLU(hidden, expansion, mlp_multiple)
 
     def forward(self, h: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         if self.mixer == "attention":

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
@@ -80,7 +81,7 @@ class RecursiveModel(nn.Module):
         c = self.cfg
         return Stack(layers, hidden=c.hidden_size, heads=c.num_heads, expansion=c.expansion,
                      seq_len=self.total_len, mixer=c.mixer, eps=c.rms_norm_eps,
-                     reference_mlp_norm=c.reference_mlp_norm)
+                     reference_mlp_norm=c.reference_mlp_norm, mlp_multiple=c.mlp_multiple)
 
     def set_forward_dtype(self, dtype: torch.dtype) -> "RecursiveModel":
         self.forward_dtype = dtype
@@ -100,7 +101,7 @@ class RecursiveModel(nn.Module):
     def embed(self, inputs: torch.Tensor, puzzle_ids: torch.Tensor) -> torch.Tensor:
         """x: token embeddings behind a prefix whose first token carries the per-puzzle vector."""
         dt = self.forward_dtype
-        x = self.embed_tokens.to(dt)[inputs.long()]
+        x = F.embedding(inputs.long(), self.embed_tokens.to(dt))  # its CPU backward is deterministic
         if self.prefix_len:
             b, h = inputs.shape[0], self.cfg.hidden_size
             prefix = torch.zeros(b, self.prefix_len * h, dtype=dt, device=x.device)

@@ -120,11 +120,16 @@ def _all_gather_rows(ids: torch.Tensor, grads: torch.Tensor) -> tuple[torch.Tens
             torch.cat([t[:k] for t, k in zip(all_grads, keep)]))
 
 
-def warmup_lr(base_lr: float, step: int, warmup_steps: int) -> float:
-    """Learning rate for optimizer step `step` (counted from 1): linear warm-up, then constant."""
-    if warmup_steps <= 0 or step >= warmup_steps:
+def warmup_lr(base_lr: float, step: int, warmup_steps: int, total_steps: int = 0, schedule: str = "constant",
+              min_ratio: float = 0.0) -> float:
+    """Learning rate for optimizer step `step` (counted from 1): linear warm-up, then constant (the papers) or
+    a cosine decay that reaches `min_ratio * base_lr` at `total_steps`."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return base_lr * step / warmup_steps
+    if schedule == "constant" or total_steps <= warmup_steps:
         return base_lr
-    return base_lr * step / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return base_lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 class EMA:

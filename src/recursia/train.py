@@ -92,6 +92,7 @@ class Trainer:
         self.generator.manual_seed(t.seed * 1000 + rt.rank + 1)
         self.sampler = Sampler(self.train_split.groups, t.seed, rt.rank, rt.world)
         self.step = 0
+        self.saved_step = -1
         self.elapsed = 0.0  # training seconds over all sessions of this run
 
         forward = self.model
@@ -116,11 +117,13 @@ class Trainer:
     def train_step(self) -> dict[str, torch.Tensor]:
         t = self.cfg.train
         self.step += 1
-        lr = warmup_lr(t.lr, self.step, t.lr_warmup_steps)
+        schedule = dict(warmup_steps=t.lr_warmup_steps, total_steps=t.steps, schedule=t.lr_schedule,
+                        min_ratio=t.lr_min_ratio)
+        lr = warmup_lr(t.lr, self.step, **schedule)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         if self.sign_sgd is not None:
-            self.sign_sgd.lr = warmup_lr(t.puzzle_emb_lr, self.step, t.lr_warmup_steps)
+            self.sign_sgd.lr = warmup_lr(t.puzzle_emb_lr, self.step, **schedule)
         self.model.train()
         self.carry, loss, metrics = self.sup.train_step(self.carry, self.fetch)
         # Each rank divides by its own batch; DDP averages over ranks: the gradient of sum / global batch.
@@ -138,7 +141,8 @@ class Trainer:
     # -- evaluation with the EMA weights ------------------------------------------------------------------
     def eval_model(self) -> RecursiveModel:
         """A copy of the model holding the weights to evaluate and save (EMA when enabled)."""
-        model = build_model(self.cfg.model, self.spec).to(self.rt.device)
+        with torch.random.fork_rng(devices=[]):  # building re-runs the initialisers: keep the RNG untouched
+            model = build_model(self.cfg.model, self.spec).to(self.rt.device)
         model.set_forward_dtype(self.model.forward_dtype)
         model.load_state_dict(self.model.state_dict())
         if self.ema is not None:
@@ -160,6 +164,7 @@ class Trainer:
                 {"sampler": self.sampler.state_dict()})
 
     def save(self) -> Path | None:
+        self.saved_step = self.step
         local = self._local_state()
         if self.rt.distributed:
             gathered: list[Any] = [None] * self.rt.world
@@ -219,9 +224,13 @@ class Trainer:
         torch.set_rng_state(tensors["rng.torch_cpu"])
         self.sampler.load_state_dict(info["samplers"][self.rt.rank])
         self.step, self.elapsed = info["step"], info["elapsed_s"]
+        self.saved_step = self.step
 
 
 def _check_resume_config(saved: RunConfig, new: RunConfig) -> None:
+    if saved.train.lr_schedule == "cosine" and new.train.steps != saved.train.steps:
+        raise ConfigError(f"cannot change train.steps when resuming a run with train.lr_schedule=cosine: the "
+                          f"schedule decays to its end at step {saved.train.steps}; start a new run instead")
     a, b = _flat(saved.to_dict()), _flat(new.to_dict())
     changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES)
     if changed:
@@ -281,12 +290,11 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: b
         stop["signal"] = signum
 
     old_handlers = {}
-    if rt.is_main or rt.distributed:
-        for s in (signal.SIGINT, signal.SIGTERM):
-            try:
-                old_handlers[s] = signal.signal(s, on_signal)
-            except ValueError:  # not in the main thread
-                pass
+    for s in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old_handlers[s] = signal.signal(s, on_signal)
+        except ValueError:  # not in the main thread (e.g. called from a worker thread): keep the defaults
+            pass
 
     sums: dict[str, torch.Tensor] = {}
     bar = tqdm(total=t.steps, initial=min(trainer.step, t.steps), desc="train", unit="step", disable=not show,
@@ -327,7 +335,7 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: b
                           f"`recursia train --resume {run_dir}`")
                 return {"step": trainer.step, "stopped": why, "run_dir": str(run_dir)}
         bar.close()
-        if not (run_dir / "checkpoints" / f"step-{trainer.step:07d}").exists():
+        if trainer.saved_step != trainer.step:
             trainer.save()
         if rt.is_main:
             eval_result = trainer.evaluate(progress=show)
@@ -341,6 +349,7 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: b
                     print(f"recursia: trained {trainer.step} steps in {trainer.elapsed:.0f}s; test set:")
                     for line in summary_lines(eval_result):
                         print("  " + line)
+                    print(recursion_line(cfg, eval_result))
         return {"step": trainer.step, "run_dir": str(run_dir), "eval": eval_result,
                 "train_seconds": trainer.elapsed}
     finally:
@@ -362,6 +371,15 @@ def _reduce(sums: dict[str, torch.Tensor], steps: int, world: int) -> dict[str, 
            for k, v in total.items()}
     out["halted_per_step"] = count / steps
     return out
+
+
+def recursion_line(cfg: RunConfig, result: dict[str, Any]) -> str:
+    """One sentence on what recursion bought: the answer after the first supervision step against the last."""
+    by_step = result["all_steps"]["exact_accuracy_by_step"]
+    m = cfg.model
+    once = " (the network applied once: N_sup=1, T=1, n=1)" if m.T == 1 and m.n == 1 else ""
+    return (f"recursion: exact accuracy {by_step[0]:.1%} after 1 supervision step{once}, "
+            f"{by_step[-1]:.1%} after {len(by_step)}")
 
 
 def _eval_scalars(result: dict[str, Any]) -> dict[str, float]:

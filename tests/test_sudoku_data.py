@@ -1,0 +1,68 @@
+"""Sudoku data sets on disk: augmented groups, the held-out set from the collections, generation, download."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from recursia.dataset import Dataset, Sampler
+from recursia.tasks import sudoku
+from recursia.tasks.sudoku_data import augmented_groups, build_heldout, generate_sudoku_dataset
+
+from conftest import REPO, need_data
+
+
+def test_augmented_groups_keep_puzzles_valid():
+    records = sudoku.generate(20, seed=3, blanks=30)
+    split = augmented_groups(records.questions, records.answers, 5, np.random.default_rng(0))
+    assert split.inputs.shape == (120, 81) and list(split.groups[:3]) == [0, 6, 12]
+    q, a = sudoku.decode(split.inputs), sudoku.decode(split.labels)
+    assert sudoku.is_valid_solution_batch(a).all() and sudoku.consistent_batch(q, a).all()
+    assert np.array_equal(q[::6], records.questions)  # the first member of each group is the original
+    canon = {sudoku.canonical_form(g) for g in q[:6]}
+    assert len(canon) == 1  # all members of a group are the same puzzle up to symmetry
+
+
+def test_generated_dataset_and_resumable_sampler(tmp_path):
+    m = generate_sudoku_dataset(tmp_path / "d", train_count=50, test_count=10, blanks=20, seed=1)
+    ds = Dataset(tmp_path / "d")
+    assert ds.fingerprint == m["fingerprint"] and len(ds.split("train")) == 50 and len(ds.split("test")) == 10
+    train_q = {bytes(r) for r in ds.split("train").inputs}
+    assert not train_q & {bytes(r) for r in ds.split("test").inputs}  # test puzzles are new
+    a, b = Sampler(ds.split("train").groups, seed=0), Sampler(ds.split("train").groups, seed=0)
+    first = a.take(70)  # crosses an epoch boundary
+    assert sorted(first[:50]) == list(range(50))  # an epoch visits every group once
+    b.take(30)
+    c = Sampler(ds.split("train").groups, seed=0)
+    c.load_state_dict(b.state_dict())
+    assert np.array_equal(c.take(40), first[30:])
+
+
+def test_heldout_from_collections_removes_the_27_equivalents(tmp_path):
+    collections = need_data("sudoku-collections")
+    train_csv = need_data("sudoku-extreme-1k", "train.csv")
+    out = tmp_path / "heldout.csv"
+    report = build_heldout(collections, train_csv, out, {"forum": 8, "17clue": 6, "magictour": 6}, seed=0,
+                           progress=False)
+    assert report["equivalent_removed"] == {"forum": 13, "17clue": 14, "magictour": 0}
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 20 and [r["source"] for r in rows].count("forum") == 8
+    train = sudoku.read_csv(train_csv).questions
+    held = np.stack([sudoku.parse_grid(r["question"]) for r in rows])
+    assert len(sudoku.find_equivalent(held, train)) == 0
+    for r in rows:
+        q, a = sudoku.parse_grid(r["question"]), sudoku.parse_grid(r["answer"])
+        assert sudoku.check_answer(q, a) == [] and sudoku.solve(q).unique
+
+
+def test_download_fails_with_a_clear_message_when_it_cannot(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "recursia", "data", "download", "sudoku-extreme", "--out",
+                           str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert "recursia[hf]" in proc.stderr or "could not download" in proc.stderr
+    assert "Traceback" not in proc.stderr
