@@ -125,3 +125,24 @@ def test_mlp_norm_fix_differs_from_reference_bug():
     h_fixed = fixed.net.blocks[0](x, None)
     h_buggy = buggy.net.blocks[0](x, None)
     assert not torch.allclose(h_fixed, h_buggy)
+
+
+def test_bfloat16_forward_trains():
+    """The GPU path (fp32 weights cast to bf16 on use, fp32 norms and losses) also runs on the CPU."""
+    from recursia.supervision import DeepSupervision, Examples
+
+    cfg = tiny_model_config(forward_dtype="bfloat16")
+    model = build_model(cfg, SUDOKU).set_forward_dtype(torch.bfloat16)
+    sup = DeepSupervision(model, cfg)
+    carry = sup.empty_carry(4, 81, torch.device("cpu"))
+    assert carry.state["y"].dtype == torch.bfloat16
+
+    def fetch(k):
+        return Examples(torch.randint(1, 11, (k, 81)), torch.randint(2, 11, (k, 81)),
+                        torch.zeros(k, dtype=torch.int32), torch.arange(k))
+
+    carry, loss, _ = sup.train_step(carry, fetch)
+    loss.backward()
+    assert torch.isfinite(loss) and loss.dtype == torch.float32
+    assert model.lm_head.weight.dtype == torch.float32 and model.lm_head.weight.grad.abs().sum() > 0
+    assert carry.state["y"].dtype == torch.bfloat16

@@ -49,31 +49,27 @@ def train(
     from .train import train as run_training
 
     overrides = list(ctx.args)
-    try:
-        if resume is not None:
-            saved = load_run_config(resume)
-            extra = overrides + ([f"data.dir={data}"] if data is not None else [])
-            new = apply_overrides(saved, extra) if extra else None
-            cfg = new or saved
-            run_dir = resume
-            result = run_training(saved, resume, resume=True, progress=not quiet, overrides_on_resume=new)
-        else:
-            if data is not None:
-                overrides = [f"data.dir={data}", "data.generate=null"] + overrides
-            cfg = build_config(preset, overrides)
-            run_dir = out or Path("runs") / f"{Path(preset).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-            result = run_training(cfg, run_dir, progress=not quiet)
-        if cfg.train.compare_one_pass and result.get("eval") and "stopped" not in result:
-            from .compare import print_comparison, run_comparison
-            from .evaluate import write_json
+    if resume is not None:
+        saved = load_run_config(resume)
+        extra = overrides + ([f"data.dir={data}"] if data is not None else [])
+        new = apply_overrides(saved, extra) if extra else None
+        cfg = new or saved
+        run_dir = resume
+        result = run_training(saved, resume, resume=True, progress=not quiet, overrides_on_resume=new)
+    else:
+        if data is not None:
+            overrides = [f"data.dir={data}", "data.generate=null"] + overrides
+        cfg = build_config(preset, overrides)
+        run_dir = out or Path("runs") / f"{Path(preset).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        result = run_training(cfg, run_dir, progress=not quiet)
+    if cfg.train.compare_one_pass and result.get("eval") and "stopped" not in result:
+        from .compare import print_comparison, run_comparison
+        from .evaluate import write_json
 
-            comparison = run_comparison(cfg, Path(run_dir), result, progress=not quiet)
-            write_json(comparison, Path(run_dir) / "comparison.json")
-            if not quiet:
-                print_comparison(comparison)
-    except RecursiaError as e:
-        _fail(str(e))
-        return
+        comparison = run_comparison(cfg, Path(run_dir), result, progress=not quiet)
+        write_json(comparison, Path(run_dir) / "comparison.json")
+        if not quiet:
+            print_comparison(comparison)
     if not quiet and "stopped" not in result:
         run_dir = result["run_dir"]
         typer.echo(f"\nnext: recursia eval {run_dir}    recursia solve {run_dir} PUZZLE")
@@ -107,19 +103,15 @@ def eval_cmd(
     from .model import resolve_dtype
     from .runtime import pick_device
 
-    try:
-        dev = pick_device(device)
-        model, cfg, meta = load_model(checkpoint, dev)
-        model.set_forward_dtype(resolve_dtype(cfg.model.forward_dtype, dev))
-        data_dir = data or _run_data_dir(checkpoint, cfg)
-        ds = Dataset(data_dir)
-        if ds.manifest["seq_len"] != meta["task_spec"]["seq_len"] or ds.task != meta.get("task", ds.task):
-            raise RecursiaError(f"{data_dir} holds {ds.task} data of length {ds.manifest['seq_len']}, but the "
-                                f"checkpoint is a {meta.get('task')} model of length {meta['task_spec']['seq_len']}")
-        result = evaluate(model, ds.split(split), batch_size, limit, progress=not quiet)
-    except RecursiaError as e:
-        _fail(str(e))
-        return
+    dev = pick_device(device)
+    model, cfg, meta = load_model(checkpoint, dev)
+    model.set_forward_dtype(resolve_dtype(cfg.model.forward_dtype, dev))
+    data_dir = data or _run_data_dir(checkpoint, cfg)
+    ds = Dataset(data_dir)
+    if ds.manifest["seq_len"] != meta["task_spec"]["seq_len"] or ds.task != meta.get("task", ds.task):
+        raise RecursiaError(f"{data_dir} holds {ds.task} data of length {ds.manifest['seq_len']}, but the "
+                            f"checkpoint is a {meta.get('task')} model of length {meta['task_spec']['seq_len']}")
+    result = evaluate(model, ds.split(split), batch_size, limit, progress=not quiet)
     result.update(checkpoint=str(resolve(checkpoint)), step=meta["step"], data=str(data_dir), split=split,
                   data_fingerprint=ds.fingerprint, same_data_as_training=ds.fingerprint == meta["data_fingerprint"])
     for line in summary_lines(result):
@@ -146,7 +138,8 @@ def solve(
     checkpoint: Path = typer.Argument(..., help="Run directory, checkpoint folder or model.safetensors."),
     puzzles: list[str] = typer.Argument(None, help="Puzzles as text (Sudoku: 81 characters, '.' or 0 blank)."),
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="Read puzzles from a file, one per line."),
-    all_steps: bool = typer.Option(False, "--all-steps", help="Always run N_sup steps (no early halting)."),
+    early_halt: bool = typer.Option(False, "--early-halt", help="Stop each puzzle where its halting head fires "
+                                    "(faster; default: all N_sup steps, more accurate)."),
     device: str = typer.Option("auto", "--device"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per puzzle."),
 ) -> None:
@@ -154,17 +147,13 @@ def solve(
     from .solve import Solver, read_puzzle_file
 
     texts = list(puzzles or [])
-    try:
-        if file is not None:
-            texts += read_puzzle_file(file)
-        if not texts:
-            raise RecursiaError("no puzzle given: pass puzzles as arguments or --file FILE")
-        solver = Solver.load(checkpoint, device=device)
-        grids = [solver.parse(t, where=f"puzzle {i + 1}") for i, t in enumerate(texts)]
-        results = solver.solve_batch(grids, early_halt=not all_steps)
-    except RecursiaError as e:
-        _fail(str(e))
-        return
+    if file is not None:
+        texts += read_puzzle_file(file)
+    if not texts:
+        raise RecursiaError("no puzzle given: pass puzzles as arguments or --file FILE")
+    solver = Solver.load(checkpoint, device=device)
+    grids = [solver.parse(t, where=f"puzzle {i + 1}") for i, t in enumerate(texts)]
+    results = solver.solve_batch(grids, early_halt=early_halt)
     failed = 0
     for i, r in enumerate(results):
         failed += not r.valid
@@ -172,6 +161,8 @@ def solve(
             typer.echo(json.dumps(r.to_json()))
             continue
         head = f"puzzle {i + 1}: {'valid' if r.valid else 'NOT valid'} after {r.steps} step(s)"
+        if r.halt_step is not None and not early_halt:
+            head += f" (the halting head fired at step {r.halt_step})"
         if r.halt_confidence is not None:
             head += f", halting confidence {r.halt_confidence:.3f}"
         typer.echo(head)
@@ -203,12 +194,8 @@ def data_build(
         _fail(f"unknown task {task!r}; `data build` knows: sudoku")
     from .tasks.sudoku_data import build_sudoku_dataset
 
-    try:
-        m = build_sudoku_dataset(source, out, augmentations=augment, seed=seed, test=test, train_count=train_count,
-                                 test_count=test_count, skip_invalid=skip_invalid, overwrite=overwrite)
-    except RecursiaError as e:
-        _fail(str(e))
-        return
+    m = build_sudoku_dataset(source, out, augmentations=augment, seed=seed, test=test, train_count=train_count,
+                             test_count=test_count, skip_invalid=skip_invalid, overwrite=overwrite)
     _print_manifest(out, m)
 
 
@@ -229,12 +216,8 @@ def data_generate(
         _fail(f"unknown task {task!r}; `data generate` knows: sudoku")
     from .tasks.sudoku_data import generate_sudoku_dataset
 
-    try:
-        m = generate_sudoku_dataset(out, train_count=count, test_count=test_count, blanks=blanks,
-                                    min_rounds=min_rounds, augmentations=augment, seed=seed, overwrite=overwrite)
-    except RecursiaError as e:
-        _fail(str(e))
-        return
+    m = generate_sudoku_dataset(out, train_count=count, test_count=test_count, blanks=blanks,
+                                min_rounds=min_rounds, augmentations=augment, seed=seed, overwrite=overwrite)
     _print_manifest(out, m)
 
 
@@ -252,17 +235,13 @@ def data_heldout(
         _fail(f"unknown task {task!r}; `data heldout` knows: sudoku")
     from .tasks.sudoku_data import build_heldout
 
-    try:
-        parsed = {}
-        for part in mix.split(","):
-            name, _, n = part.partition("=")
-            if not n.strip().isdigit():
-                raise RecursiaError(f"--mix entry {part!r} should look like name=COUNT, e.g. forum=400")
-            parsed[name.strip()] = int(n)
-        report = build_heldout(collections, train_csv, out, parsed, seed)
-    except RecursiaError as e:
-        _fail(str(e))
-        return
+    parsed = {}
+    for part in mix.split(","):
+        name, _, n = part.partition("=")
+        if not n.strip().isdigit():
+            raise RecursiaError(f"--mix entry {part!r} should look like name=COUNT, e.g. forum=400")
+        parsed[name.strip()] = int(n)
+    report = build_heldout(collections, train_csv, out, parsed, seed)
     typer.echo(json.dumps(report, indent=2))
 
 
@@ -276,11 +255,7 @@ def data_download(
         _fail(f"unknown data set {name!r}; downloadable: sudoku-extreme")
     from .tasks.sudoku_data import download_sudoku_extreme
 
-    try:
-        paths = download_sudoku_extreme(out)
-    except RecursiaError as e:
-        _fail(str(e))
-        return
+    paths = download_sudoku_extreme(out)
     for p in paths:
         typer.echo(f"downloaded {p}")
     typer.echo(f"next: recursia data build sudoku --source {out} --out data/sudoku-extreme --train-count 1000")
@@ -291,11 +266,7 @@ def data_info(path: Path = typer.Argument(..., help="Dataset directory.")) -> No
     """Show a dataset's manifest summary."""
     from .dataset import Dataset
 
-    try:
-        ds = Dataset(path)
-    except RecursiaError as e:
-        _fail(str(e))
-        return
+    ds = Dataset(path)
     _print_manifest(path, ds.manifest)
 
 

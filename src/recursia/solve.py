@@ -1,7 +1,9 @@
 """Solving puzzles with a trained model: parse and check the input, run the recursion, check the answer.
 
-The answer is read at the step where the model's halting rule fires (or after N_sup steps), and the task's
-own checker says whether it is a valid solution of the given puzzle; the model's opinion is never trusted.
+By default every puzzle runs all N_sup supervision steps (the most accurate reading, and the papers'
+evaluation protocol); `early_halt=True` reads each answer at the step where the model's halting rule fires.
+Either way the result says where halting would fire, and the task's own checker, never the model, says whether
+the answer is a valid solution of the given puzzle.
 """
 
 from __future__ import annotations
@@ -27,13 +29,15 @@ class SolveResult:
     answer: np.ndarray
     valid: bool
     problems: list[str]
-    steps: int
-    halt_confidence: float | None  # sigmoid(q_halt) at the halting step
-    trajectory: list[np.ndarray] = field(default_factory=list)  # decoded answer after every step run
+    steps: int  # supervision steps whose answer this is
+    halt_step: int | None  # first step at which the learned halting rule fired (None: it never did / fixed)
+    halt_confidence: float | None  # sigmoid(q_halt) at `steps`
+    trajectory: list[np.ndarray] = field(default_factory=list)  # decoded answer after each of the `steps`
 
     def to_json(self) -> dict[str, Any]:
         return {"answer": "".join(str(int(v)) for v in self.answer.ravel()), "valid": self.valid,
-                "problems": self.problems, "steps": self.steps, "halt_confidence": self.halt_confidence}
+                "problems": self.problems, "steps": self.steps, "halt_step": self.halt_step,
+                "halt_confidence": self.halt_confidence}
 
 
 def read_puzzle_file(path: str | Path) -> list[str]:
@@ -67,20 +71,24 @@ class Solver:
         return grid
 
     @torch.no_grad()
-    def solve_batch(self, grids: list[np.ndarray], early_halt: bool = True) -> list[SolveResult]:
+    def solve_batch(self, grids: list[np.ndarray], early_halt: bool = False) -> list[SolveResult]:
         device = self.model.embed_tokens.device
         inputs = torch.from_numpy(self.task.encode(np.stack(grids))).to(device)
         pids = torch.zeros(inputs.shape[0], dtype=torch.int32, device=device)
         rec = rollout(self.model, inputs, pids, until_halt=early_halt)
-        h = halting_step(rec) if early_halt else torch.full((inputs.shape[0],), len(rec.predictions) - 1)
+        last = len(rec.predictions) - 1
+        first = halting_step(rec).cpu()
+        fired = torch.stack(rec.halt).any(0).cpu() if rec.halt[0] is not None else None
         preds = torch.stack(rec.predictions).cpu().numpy()  # (S, B, L)
-        q = torch.stack(rec.q_halt).cpu() if rec.q_halt[0] is not None else None
+        q = torch.stack(rec.q_halt).float().cpu() if rec.q_halt[0] is not None else None
         out = []
         for b, grid in enumerate(grids):
-            step = int(h[b])
+            halt = int(first[b]) if fired is not None and bool(fired[b]) else None
+            step = halt if early_halt and halt is not None else last
             answer = self.task.decode(preds[step, b][None])[0]
             problems = self.task.check(grid, answer)
             conf = float(torch.sigmoid(q[step, b])) if q is not None else None
             trajectory = [self.task.decode(preds[s, b][None])[0] for s in range(step + 1)]
-            out.append(SolveResult(grid, answer, not problems, problems, step + 1, conf, trajectory))
+            out.append(SolveResult(grid, answer, not problems, problems, step + 1,
+                                   None if halt is None else halt + 1, conf, trajectory))
         return out

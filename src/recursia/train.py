@@ -29,7 +29,7 @@ from .evaluate import evaluate, summary_lines, write_json
 from .metrics_log import MetricsLog, truncate_after
 from .model import RecursiveModel, TaskSpec, build_model, resolve_dtype
 from .optim import EMA, AdamATan2, SparseSignSGD, warmup_lr
-from .runtime import Runtime, all_reduce_sum, setup
+from .runtime import Runtime, all_reduce_sum, setup, teardown
 from .supervision import Carry, DeepSupervision, Examples
 
 # Settings that may change when resuming (they do not change what a step computes).
@@ -357,6 +357,8 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: b
         log.close()
         for s, h in old_handlers.items():
             signal.signal(s, h)
+        if rt.distributed:
+            teardown()
 
 
 PER_STEP = ("loss", "lr")  # logged as means per step; the rest as means over halted examples
