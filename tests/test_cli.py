@@ -113,7 +113,7 @@ def test_build_and_info_real_sudoku(tmp_path):
     out = tmp_path / "sudoku"
     run("data", "build", "sudoku", "--source", str(src), "--out", str(out), "--augment", "2", check=True)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["splits"]["train"] == {"examples": 3000, "groups": 1000}
+    assert manifest["splits"]["train"] == {"examples": 3000, "puzzles": 3000, "groups": 1000, "extras": []}
     assert manifest["splits"]["test"]["examples"] == 1000
     info = run("data", "info", str(out), check=True).stdout
     assert manifest["fingerprint"][:16] in info

@@ -80,3 +80,27 @@ def test_warmup_and_ema():
         model.weight.add_(1.0)
     ema.update(model)
     assert torch.allclose(ema.shadow["weight"], before + 0.1)
+
+
+def test_bf16_table_rounds_stochastically_and_keeps_weight_decay():
+    from recursia.puzzle_embedding import stochastic_bf16
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.full((200_000,), 1.0 + 2 ** -10)  # a quarter of the way from 1.0 to the next bf16 value (1 + 2^-7)
+    r = stochastic_bf16(x, g).float()
+    assert set(r.unique().tolist()) == {1.0, 1.0 + 2 ** -7}
+    assert abs(r.mean().item() - x[0].item()) < 2e-5  # unbiased (round-to-nearest would give exactly 1.0)
+    assert torch.equal(stochastic_bf16(-x, torch.Generator().manual_seed(0)).float(), -r)
+    # many tiny decays on a bf16 table add up instead of vanishing
+    emb = PuzzleEmbedding(2, 4, dtype=torch.bfloat16)
+    with torch.no_grad():
+        emb.table.fill_(1.0)
+    opt = SparseSignSGD(emb, lr=1e-3, weight_decay=1.0, generator=torch.Generator().manual_seed(1))
+    emb.train()
+    for _ in range(200):
+        rows = emb(torch.tensor([0]))
+        (rows * 0.0).sum().backward()  # zero gradient: only the decay acts (sign(0) = 0)
+        opt.step()
+    expected = (1 - 1e-3) ** 200  # about 0.819
+    assert abs(emb.table[0].float().mean().item() - expected) < 0.02
+    assert torch.equal(emb.table[1].float(), torch.ones(4))

@@ -20,6 +20,7 @@ def test_augmented_groups_keep_puzzles_valid():
     records = sudoku.generate(20, seed=3, blanks=30)
     split = augmented_groups(records.questions, records.answers, 5, np.random.default_rng(0))
     assert split.inputs.shape == (120, 81) and list(split.groups[:3]) == [0, 6, 12]
+    assert list(split.puzzles[:3]) == [0, 1, 2]  # one example per puzzle
     q, a = sudoku.decode(split.inputs), sudoku.decode(split.labels)
     assert sudoku.is_valid_solution_batch(a).all() and sudoku.consistent_batch(q, a).all()
     assert np.array_equal(q[::6], records.questions)  # the first member of each group is the original
@@ -33,13 +34,31 @@ def test_generated_dataset_and_resumable_sampler(tmp_path):
     assert ds.fingerprint == m["fingerprint"] and len(ds.split("train")) == 50 and len(ds.split("test")) == 10
     train_q = {bytes(r) for r in ds.split("train").inputs}
     assert not train_q & {bytes(r) for r in ds.split("test").inputs}  # test puzzles are new
-    a, b = Sampler(ds.split("train").groups, seed=0), Sampler(ds.split("train").groups, seed=0)
+    sp = ds.split("train")
+    a, b = Sampler(sp.groups, sp.puzzles, seed=0), Sampler(sp.groups, sp.puzzles, seed=0)
     first = a.take(70)  # crosses an epoch boundary
     assert sorted(first[:50]) == list(range(50))  # an epoch visits every group once
     b.take(30)
-    c = Sampler(ds.split("train").groups, seed=0)
+    c = Sampler(sp.groups, sp.puzzles, seed=0)
     c.load_state_dict(b.state_dict())
     assert np.array_equal(c.take(40), first[30:])
+
+
+def test_sampler_takes_whole_puzzles_one_version_per_group():
+    """ARC-style data: puzzles of several examples, groups of several versions."""
+    puzzles = np.array([0, 3, 5, 6, 10, 12])  # 5 puzzles with 3, 2, 1, 4, 2 examples
+    groups = np.array([0, 2, 3, 5])  # group 0 = puzzles 0-1, group 1 = puzzle 2, group 2 = puzzles 3-4
+    s = Sampler(groups, puzzles, seed=0)
+    for _ in range(5):
+        epoch = s._epoch_order()
+        s.epoch, s._order = s.epoch + 1, None
+        by_puzzle = np.searchsorted(puzzles, epoch, side="right") - 1
+        runs = [p for i, p in enumerate(by_puzzle) if i == 0 or p != by_puzzle[i - 1]]
+        assert len(runs) == 3 == len(set(runs))  # one puzzle per group, its examples contiguous
+        for p in runs:  # all of a chosen puzzle's examples, each once
+            assert sorted(epoch[by_puzzle == p]) == list(range(puzzles[p], puzzles[p + 1]))
+    shards = [Sampler(groups, puzzles, seed=0, rank=r, world=2)._epoch_order() for r in (0, 1)]
+    assert sorted(np.concatenate(shards)) == sorted(Sampler(groups, puzzles, seed=0)._epoch_order())
 
 
 def test_heldout_from_collections_removes_the_27_equivalents(tmp_path):

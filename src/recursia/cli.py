@@ -99,7 +99,7 @@ def eval_cmd(
     """Score a checkpoint: exact and cell accuracy, steps, halting, accuracy per supervision step."""
     from .checkpoint import load_model, resolve
     from .dataset import Dataset
-    from .evaluate import evaluate, summary_lines, write_json
+    from .evaluate import evaluate_dataset, summary_lines, write_json
     from .model import resolve_dtype
     from .runtime import pick_device
 
@@ -111,7 +111,8 @@ def eval_cmd(
     if ds.manifest["seq_len"] != meta["task_spec"]["seq_len"] or ds.task != meta.get("task", ds.task):
         raise RecursiaError(f"{data_dir} holds {ds.task} data of length {ds.manifest['seq_len']}, but the "
                             f"checkpoint is a {meta.get('task')} model of length {meta['task_spec']['seq_len']}")
-    result = evaluate(model, ds.split(split), batch_size, limit, progress=not quiet)
+    out_dir = json_out.parent if json_out is not None else None
+    result = evaluate_dataset(model, ds, split, batch_size, limit, progress=not quiet, out_dir=out_dir, cfg=cfg)
     result.update(checkpoint=str(resolve(checkpoint)), step=meta["step"], data=str(data_dir), split=split,
                   data_fingerprint=ds.fingerprint, same_data_as_training=ds.fingerprint == meta["data_fingerprint"])
     for line in summary_lines(result):
@@ -136,23 +137,32 @@ def _run_data_dir(checkpoint: Path, cfg) -> Path:
 @app.command()
 def solve(
     checkpoint: Path = typer.Argument(..., help="Run directory, checkpoint folder or model.safetensors."),
-    puzzles: list[str] = typer.Argument(None, help="Puzzles as text (Sudoku: 81 characters, '.' or 0 blank)."),
-    file: Optional[Path] = typer.Option(None, "--file", "-f", help="Read puzzles from a file, one per line."),
+    puzzles: list[str] = typer.Argument(None, help="Puzzles as text (Sudoku: 81 characters, '.' or 0 blank; "
+                                        "Maze: 900 characters of '# SG')."),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="Read puzzles from a file (Sudoku: one per "
+                                        "line; Maze: 30 lines of 30 characters per maze)."),
     early_halt: bool = typer.Option(False, "--early-halt", help="Stop each puzzle where its halting head fires "
                                     "(faster; default: all N_sup steps, more accurate)."),
+    versions: int = typer.Option(8, "--versions", help="ARC: versions of a new task to fit and vote over."),
     device: str = typer.Option("auto", "--device"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per puzzle."),
 ) -> None:
-    """Solve puzzles with a trained model and check each answer (exit status 1 if one is not valid)."""
-    from .solve import Solver, read_puzzle_file
+    """Solve puzzles with a trained model and check each answer (exit status 1 if one is not valid).
+    ARC: pass a task file (--file task.json); its test inputs are answered with two attempts each."""
+    from .checkpoint import read_meta, resolve
+    from .solve import Solver
 
-    texts = list(puzzles or [])
-    if file is not None:
-        texts += read_puzzle_file(file)
-    if not texts:
-        raise RecursiaError("no puzzle given: pass puzzles as arguments or --file FILE")
+    if read_meta(resolve(checkpoint)).get("task") == "arc":
+        if file is None or puzzles:
+            raise RecursiaError("an ARC model solves a task file: recursia solve CHECKPOINT --file task.json")
+        _solve_arc(checkpoint, file, versions, device, as_json)
+        return
     solver = Solver.load(checkpoint, device=device)
-    grids = [solver.parse(t, where=f"puzzle {i + 1}") for i, t in enumerate(texts)]
+    grids = [solver.parse(t, where=f"puzzle {i + 1}") for i, t in enumerate(puzzles or [])]
+    if file is not None:
+        grids += solver.read_file(file)
+    if not grids:
+        raise RecursiaError("no puzzle given: pass puzzles as arguments or --file FILE")
     results = solver.solve_batch(grids, early_halt=early_halt)
     failed = 0
     for i, r in enumerate(results):
@@ -175,49 +185,108 @@ def solve(
         raise typer.Exit(1)
 
 
+def _solve_arc(checkpoint: Path, file: Path, versions: int, device: str, as_json: bool) -> None:
+    from .checkpoint import load_model
+    from .model import resolve_dtype
+    from .runtime import pick_device
+    from .tasks.arc import grid_to_list
+    from .tasks.arc_solve import solve_task_file
+
+    dev = pick_device(device)
+    model, cfg, _ = load_model(checkpoint, dev)
+    model.set_forward_dtype(resolve_dtype(cfg.model.forward_dtype, dev))
+    answers, how = solve_task_file(model, cfg, file, versions, progress=not as_json)
+    if as_json:
+        for a in answers:
+            typer.echo(json.dumps({"test_index": a.test_index, "correct": a.correct,
+                                   "attempts": [grid_to_list(g) for g in a.attempts]}))
+    else:
+        typer.echo(f"{file}: {how}")
+        for a in answers:
+            verdict = {True: "correct", False: "wrong", None: "no answer in the file to check"}[a.correct]
+            typer.echo(f"test input {a.test_index + 1}: {verdict}")
+            for k, grid in enumerate(a.attempts, start=1):
+                typer.echo(f"  attempt {k} ({grid.shape[0]}x{grid.shape[1]}):")
+                for row in grid:
+                    typer.echo("    " + "".join(str(int(v)) for v in row))
+            if not a.attempts:
+                typer.echo("  (no readable answer)")
+    if any(a.correct is False for a in answers):
+        raise typer.Exit(1)
+
+
 # ----------------------------------------------------------------------------------------------------------
 @data_app.command("build")
 def data_build(
-    task: str = typer.Argument(..., help="Task: sudoku."),
-    source: Path = typer.Option(..., "--source", help="Folder with train.csv (and heldout-1000.csv/test.csv)."),
+    task: str = typer.Argument(..., help="Task: sudoku, maze or arc."),
+    source: list[Path] = typer.Option(..., "--source", help="Raw data: a folder or file; repeat for ARC "
+                                      "(e.g. arc-agi-1 and concept-arc)."),
     out: Path = typer.Option(..., "--out", help="Output dataset directory."),
-    augment: int = typer.Option(1000, "--augment", help="Augmented copies per training puzzle."),
+    augment: Optional[int] = typer.Option(None, "--augment", help="Augmented versions per training puzzle "
+                                          "(default: sudoku 1000, arc 1000)."),
     seed: int = typer.Option(0, "--seed"),
     test: Optional[Path] = typer.Option(None, "--test", help="Test CSV (default: from --source)."),
-    train_count: int = typer.Option(0, "--train-count", help="Random subset of N training puzzles (0: all)."),
-    test_count: int = typer.Option(0, "--test-count", help="Random subset of N test puzzles (0: all)."),
+    train_count: int = typer.Option(0, "--train-count", help="Sudoku: random subset of N training puzzles."),
+    test_count: int = typer.Option(0, "--test-count", help="Sudoku: random subset of N test puzzles."),
+    generate_test: int = typer.Option(1000, "--generate-test", help="Maze: generated test mazes when the "
+                                      "source has no test.csv (0: none)."),
+    dihedral: bool = typer.Option(False, "--dihedral", help="Maze: add the 8 dihedral versions of each maze."),
+    protocol: str = typer.Option("reference", "--protocol", help="ARC: reference (evaluation demonstrations "
+                                 "are trained on) or heldout (evaluation tasks never seen in training)."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip bad rows (listed in the manifest)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
     """Build a memory-mapped dataset (with manifest and fingerprint) from raw files."""
-    if task != "sudoku":
-        _fail(f"unknown task {task!r}; `data build` knows: sudoku")
-    from .tasks.sudoku_data import build_sudoku_dataset
+    if task not in ("sudoku", "maze", "arc"):
+        _fail(f"unknown task {task!r}; `data build` knows: sudoku, maze, arc")
+    if task != "arc" and len(source) != 1:
+        _fail(f"{task} takes one --source (a folder with train.csv, or a CSV file)")
+    if task == "sudoku":
+        from .tasks.sudoku_data import build_sudoku_dataset
 
-    m = build_sudoku_dataset(source, out, augmentations=augment, seed=seed, test=test, train_count=train_count,
-                             test_count=test_count, skip_invalid=skip_invalid, overwrite=overwrite)
+        m = build_sudoku_dataset(source[0], out, augmentations=1000 if augment is None else augment, seed=seed,
+                                 test=test, train_count=train_count, test_count=test_count,
+                                 skip_invalid=skip_invalid, overwrite=overwrite)
+    elif task == "maze":
+        from .tasks.maze_data import build_maze_dataset
+
+        if augment:
+            _fail("maze has no random augmentation; use --dihedral for the 8 symmetric versions")
+        m = build_maze_dataset(source[0], out, test=test, generate_test=generate_test, dihedral=dihedral,
+                               seed=seed, skip_invalid=skip_invalid, overwrite=overwrite)
+    else:
+        from .tasks.arc_data import build_arc_dataset
+
+        m = build_arc_dataset(source, out, protocol=protocol, versions=1000 if augment is None else augment,
+                              seed=seed, overwrite=overwrite)
     _print_manifest(out, m)
 
 
 @data_app.command("generate")
 def data_generate(
-    task: str = typer.Argument(..., help="Task: sudoku."),
+    task: str = typer.Argument(..., help="Task: sudoku or maze."),
     out: Path = typer.Option(..., "--out", help="Output dataset directory."),
     count: int = typer.Option(1000, "--count", help="Training puzzles."),
     test_count: int = typer.Option(1000, "--test-count", help="Held-out test puzzles."),
-    blanks: int = typer.Option(40, "--blanks", help="Empty cells per puzzle (difficulty)."),
-    min_rounds: int = typer.Option(1, "--min-rounds", help="Minimum rounds of single-cell deductions needed."),
-    augment: int = typer.Option(0, "--augment", help="Augmented copies per training puzzle."),
+    blanks: int = typer.Option(40, "--blanks", help="Sudoku: empty cells per puzzle (difficulty)."),
+    min_rounds: int = typer.Option(1, "--min-rounds", help="Sudoku: minimum rounds of single-cell deductions."),
+    augment: int = typer.Option(0, "--augment", help="Sudoku: augmented copies per training puzzle."),
     seed: int = typer.Option(0, "--seed"),
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
-    """Generate puzzles with unique solutions (seeded, reproducible)."""
-    if task != "sudoku":
-        _fail(f"unknown task {task!r}; `data generate` knows: sudoku")
-    from .tasks.sudoku_data import generate_sudoku_dataset
+    """Generate puzzles (Sudoku: unique solutions; Maze: the official look and labelling rule), seeded."""
+    if task == "sudoku":
+        from .tasks.sudoku_data import generate_sudoku_dataset
 
-    m = generate_sudoku_dataset(out, train_count=count, test_count=test_count, blanks=blanks,
-                                min_rounds=min_rounds, augmentations=augment, seed=seed, overwrite=overwrite)
+        m = generate_sudoku_dataset(out, train_count=count, test_count=test_count, blanks=blanks,
+                                    min_rounds=min_rounds, augmentations=augment, seed=seed, overwrite=overwrite)
+    elif task == "maze":
+        from .tasks.maze_data import generate_maze_dataset
+
+        m = generate_maze_dataset(out, train_count=count, test_count=test_count, seed=seed, overwrite=overwrite)
+    else:
+        _fail(f"unknown task {task!r}; `data generate` knows: sudoku, maze")
+        return
     _print_manifest(out, m)
 
 
@@ -245,20 +314,27 @@ def data_heldout(
     typer.echo(json.dumps(report, indent=2))
 
 
+DOWNLOADS = {"sudoku-extreme": ("sudoku_data", "download_sudoku_extreme", "sudoku", "--train-count 1000"),
+             "maze-hard": ("maze_data", "download_maze_hard", "maze", "")}
+
+
 @data_app.command("download")
 def data_download(
-    name: str = typer.Argument(..., help="Data set: sudoku-extreme."),
+    name: str = typer.Argument(..., help="Data set: sudoku-extreme or maze-hard."),
     out: Path = typer.Option(..., "--out", help="Folder for the downloaded files."),
 ) -> None:
-    """Download a public data set (needs `pip install 'recursia[hf]'` and network)."""
-    if name != "sudoku-extreme":
-        _fail(f"unknown data set {name!r}; downloadable: sudoku-extreme")
-    from .tasks.sudoku_data import download_sudoku_extreme
+    """Download a public data set from Hugging Face (needs `pip install 'recursia[hf]'` and network).
+    ARC-AGI lives in git repositories: clone github.com/fchollet/ARC-AGI or github.com/arcprize/ARC-AGI-2."""
+    if name not in DOWNLOADS:
+        _fail(f"unknown data set {name!r}; downloadable: {', '.join(DOWNLOADS)} (ARC-AGI: git clone "
+              "github.com/fchollet/ARC-AGI or github.com/arcprize/ARC-AGI-2)")
+    import importlib
 
-    paths = download_sudoku_extreme(out)
+    module, function, task, extra = DOWNLOADS[name]
+    paths = getattr(importlib.import_module(f"recursia.tasks.{module}"), function)(out)
     for p in paths:
         typer.echo(f"downloaded {p}")
-    typer.echo(f"next: recursia data build sudoku --source {out} --out data/sudoku-extreme --train-count 1000")
+    typer.echo(f"next: recursia data build {task} --source {out} --out data/{name} {extra}".rstrip())
 
 
 @data_app.command("info")
@@ -271,7 +347,8 @@ def data_info(path: Path = typer.Argument(..., help="Dataset directory.")) -> No
 
 
 def _print_manifest(path: Path, m: dict) -> None:
-    splits = ", ".join(f"{k}: {v['examples']} examples in {v['groups']} groups" for k, v in m["splits"].items())
+    splits = ", ".join(f"{k}: {v['examples']} examples, {v['puzzles']} puzzles in {v['groups']} groups"
+                       for k, v in m["splits"].items())
     typer.echo(f"{path}: {m['task']} (length {m['seq_len']}, vocabulary {m['vocab_size']}); {splits}; "
                f"fingerprint {m['fingerprint'][:16]}")
 

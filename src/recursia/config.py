@@ -45,6 +45,7 @@ class ModelConfig:
     halt_exploration_prob: float = 0.1
     puzzle_emb_len: int = 16  # prefix tokens; the first carries the per-puzzle vector
     puzzle_emb_dim: int = 512  # 0 disables the learned per-puzzle vector (prefix stays, zeros)
+    puzzle_emb_dtype: str = "float32"  # float32 | bfloat16 (half the memory; stochastic rounding on update)
     forward_dtype: str = "auto"  # auto (bf16 on CUDA, fp32 elsewhere) | bfloat16 | float32
     rms_norm_eps: float = 1e-5
     rope_theta: float = 10000.0
@@ -98,6 +99,8 @@ class TrainConfig:
     keep_checkpoints: int = 2
     time_limit_s: float = 0.0  # stop (and checkpoint) after this much training time; 0: no limit
     compare_one_pass: bool = False  # afterwards, train the same network run once (N_sup=T=n=1) to compare
+    adapt_steps: int = 300  # ARC heldout protocol: steps fitting the unseen tasks' embeddings before testing
+    adapt_batch_size: int = 0  # 0: eval_batch_size
 
 
 @dataclass
@@ -129,9 +132,10 @@ _CHOICES = {
     "model.features": ("yz", "z", "multiscale"),
     "model.halting": ("fixed", "halt", "qlearn"),
     "model.forward_dtype": ("auto", "bfloat16", "float32"),
+    "model.puzzle_emb_dtype": ("float32", "bfloat16"),
     "train.loss": ("stablemax", "softmax"),
     "train.lr_schedule": ("constant", "cosine"),
-    "data.generate.task": ("sudoku",),
+    "data.generate.task": ("sudoku", "maze"),
 }
 
 

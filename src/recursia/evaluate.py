@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,20 @@ from .model import RecursiveModel
 from .supervision import halting_step, rollout
 
 
+TaskMetrics = Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]  # (inputs, predictions) -> per-example
+
+
+# (example indices, all-steps predictions (B, L), sigmoid(q_halt) after the last step or None)
+BatchHook = Callable[[np.ndarray, np.ndarray, np.ndarray | None], None]
+
+
 @torch.no_grad()
 def evaluate(model: RecursiveModel, split: Split, batch_size: int = 256, max_examples: int = 0,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, task_metrics: TaskMetrics | None = None,
+             on_batch: BatchHook | None = None) -> dict[str, Any]:
+    """Score `split`. `task_metrics` adds task-specific per-example checks of the answer (Maze:
+    `valid_shortest_path`), reported for the all-steps answer and for the early-halting answer. `on_batch`
+    sees every batch's all-steps predictions (ARC collects its votes there)."""
     model.eval()
     device = model.embed_tokens.device
     n_total = len(split) if max_examples <= 0 else min(max_examples, len(split))
@@ -36,6 +48,7 @@ def evaluate(model: RecursiveModel, split: Split, batch_size: int = 256, max_exa
     early_exact_capped = torch.zeros(n_sup, dtype=torch.float64)
     sums = {k: 0.0 for k in ("early_exact", "early_cell", "early_steps", "q_all", "q_early", "q_count")}
     halt_hist = torch.zeros(n_sup, dtype=torch.float64)
+    extra: dict[str, dict[str, float]] = {"all_steps": {}, "early_halting": {}}
     started = time.time()
     bar = tqdm(total=n_total, desc="eval", unit="ex", disable=not progress, leave=False)
     for start in range(0, n_total, batch_size):
@@ -65,11 +78,20 @@ def evaluate(model: RecursiveModel, split: Split, batch_size: int = 256, max_exa
             qh = torch.stack(rec.q_halt)[h, cols]
             sums["q_early"] += ((qh >= 0) == exact[h, cols]).double().sum().item()
             sums["q_count"] += h.shape[0]
+        if on_batch is not None:
+            q_last = torch.sigmoid(rec.q_halt[-1]).cpu().numpy() if rec.q_halt[-1] is not None else None
+            on_batch(idx, rec.predictions[-1].cpu().numpy(), q_last)
+        if task_metrics is not None:
+            final = rec.predictions[-1].cpu().numpy()
+            early = torch.stack(rec.predictions)[h, cols].cpu().numpy()
+            for mode, preds in (("all_steps", final), ("early_halting", early)):
+                for name, ok in task_metrics(rows["inputs"], preds).items():
+                    extra[mode][name] = extra[mode].get(name, 0.0) + float(np.sum(ok))
         bar.update(len(idx))
     bar.close()
     n = max(n_total, 1)
     has_q = sums["q_count"] > 0
-    return {
+    result = {
         "examples": n_total,
         "N_sup": n_sup,
         "halting": model.cfg.halting,
@@ -91,6 +113,12 @@ def evaluate(model: RecursiveModel, split: Split, batch_size: int = 256, max_exa
             "halting_step_histogram": [int(v) for v in halt_hist],
         },
     }
+    for mode, values in extra.items():
+        result[mode].update({name: total / n for name, total in values.items()})
+    return result
+
+
+STANDARD = {"exact_accuracy", "cell_accuracy", "mean_steps", "q_halt_accuracy"}
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
@@ -99,11 +127,34 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     for mode in ("all_steps", "early_halting"):
         r = result[mode]
         q = "n/a" if r["q_halt_accuracy"] is None else f"{r['q_halt_accuracy']:.4f}"
+        more = "".join(f"  {k} {r[k]:.4f}" for k in r if k not in STANDARD and isinstance(r[k], float))
         lines.append(f"{mode:>14}: exact_accuracy {r['exact_accuracy']:.4f}  cell_accuracy {r['cell_accuracy']:.4f}"
-                     f"  mean_steps {r['mean_steps']:.2f}  q_halt_accuracy {q}")
+                     f"  mean_steps {r['mean_steps']:.2f}  q_halt_accuracy {q}{more}")
     by = result["all_steps"]["exact_accuracy_by_step"]
     lines.append("exact_accuracy_by_step: " + " ".join(f"{v:.3f}" for v in by))
+    if "arc" in result:
+        a = result["arc"]
+        if "pass@2" in a:
+            lines.append(f"ARC ({a['protocol']} protocol): pass@1 {a['pass@1']:.4f}  pass@2 {a['pass@2']:.4f}  "
+                         f"pass@10 {a['pass@10']:.4f} over {a['tasks']} tasks / {a['test_inputs']} test inputs")
+        if "submission" in a:
+            lines.append(f"submission: {a['submission']}")
     return lines
+
+
+def evaluate_dataset(model: RecursiveModel, data: Any, split: str = "test", batch_size: int = 256,
+                     max_examples: int = 0, progress: bool = True, out_dir: Path | None = None,
+                     cfg: Any = None) -> dict[str, Any]:
+    """`evaluate` plus what the data set's task adds: Maze's valid_shortest_path; ARC's voted pass@k, with
+    its submission file written into `out_dir` (and, under the heldout protocol, test-time fitting of the
+    unseen tasks' embeddings first, which needs the run config `cfg`)."""
+    if data.task == "arc":
+        from .tasks.arc_eval import evaluate_arc
+
+        return evaluate_arc(model, data, split, batch_size, max_examples, progress, out_dir, cfg)
+    from .tasks import get_task
+
+    return evaluate(model, data.split(split), batch_size, max_examples, progress, get_task(data.task).metrics)
 
 
 def write_json(result: dict[str, Any], path: str | Path) -> None:

@@ -57,7 +57,8 @@ class RecursiveModel(nn.Module):
 
         self.embed_scale = math.sqrt(h)
         self.embed_tokens = nn.Parameter(trunc_normal_(torch.empty(spec.vocab_size, h), std=1.0 / math.sqrt(h)))
-        self.puzzle_emb = (PuzzleEmbedding(spec.num_puzzle_ids, cfg.puzzle_emb_dim)
+        table_dtype = torch.bfloat16 if cfg.puzzle_emb_dtype == "bfloat16" else torch.float32
+        self.puzzle_emb = (PuzzleEmbedding(spec.num_puzzle_ids, cfg.puzzle_emb_dim, table_dtype)
                            if cfg.puzzle_emb_dim > 0 and self.prefix_len > 0 else None)
         self.pos_emb = (nn.Parameter(trunc_normal_(torch.empty(self.total_len, h), std=1.0 / math.sqrt(h)))
                         if cfg.pos_encoding == "learned" else None)

@@ -70,8 +70,10 @@ class SparseSignSGD:
     first) before the sign is taken: `row = row * (1 - lr * wd) - lr * sign(sum of grads)`.
     """
 
-    def __init__(self, embedding: PuzzleEmbedding, lr: float, weight_decay: float):
+    def __init__(self, embedding: PuzzleEmbedding, lr: float, weight_decay: float,
+                 generator: torch.Generator | None = None):
         self.embedding, self.lr, self.weight_decay = embedding, lr, weight_decay
+        self.generator = generator  # stochastic rounding of a bf16 table
 
     @torch.no_grad()
     def step(self) -> None:
@@ -86,10 +88,9 @@ class SparseSignSGD:
         unique, inverse = torch.unique(ids, return_inverse=True)
         summed = torch.zeros(unique.shape[0], grads.shape[1], device=grads.device, dtype=grads.dtype)
         summed.index_add_(0, inverse, grads)
-        table = self.embedding.table
-        rows = table[unique].float()
+        rows = self.embedding.table[unique].float()
         rows = rows * (1.0 - self.lr * self.weight_decay) - self.lr * summed.sign()
-        table[unique] = rows.to(table.dtype)
+        self.embedding.write_rows(unique, rows, self.generator)
 
     def zero_grad(self) -> None:
         self.embedding.captured = []

@@ -40,14 +40,6 @@ class SolveResult:
                 "halt_confidence": self.halt_confidence}
 
 
-def read_puzzle_file(path: str | Path) -> list[str]:
-    """One puzzle per line; blank lines and lines starting with '#' are skipped."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"puzzle file {p} does not exist")
-    return [line.strip() for line in p.read_text().splitlines() if line.strip() and not line.startswith("#")]
-
-
 class Solver:
     def __init__(self, model: RecursiveModel, task: Task):
         self.model, self.task = model, task
@@ -67,8 +59,20 @@ class Solver:
             raise PuzzleError(f"{where}: {e}") from e
         problems = self.task.problems(grid)
         if problems:
-            raise PuzzleError(f"{where}: contradictory clues: {'; '.join(problems)}")
+            raise PuzzleError(f"{where}: {'; '.join(problems)}")
         return grid
+
+    def read_file(self, path: str | Path) -> list[np.ndarray]:
+        """The puzzles of a file (format per task); each is checked like a puzzle given as text."""
+        p = Path(path)
+        if not p.is_file():
+            raise DataError(f"puzzle file {p} does not exist")
+        grids = self.task.read_file(p)
+        for i, grid in enumerate(grids):
+            problems = self.task.problems(grid)
+            if problems:
+                raise PuzzleError(f"{p}, puzzle {i + 1}: {'; '.join(problems)}")
+        return grids
 
     @torch.no_grad()
     def solve_batch(self, grids: list[np.ndarray], early_halt: bool = False) -> list[SolveResult]:

@@ -25,7 +25,7 @@ from . import checkpoint as ckpt_io
 from .config import RunConfig, config_from_dict
 from .dataset import Dataset, Sampler
 from .errors import CheckpointError, ConfigError
-from .evaluate import evaluate, summary_lines, write_json
+from .evaluate import evaluate_dataset, summary_lines, write_json
 from .metrics_log import MetricsLog, truncate_after
 from .model import RecursiveModel, TaskSpec, build_model, resolve_dtype
 from .optim import EMA, AdamATan2, SparseSignSGD, warmup_lr
@@ -35,7 +35,8 @@ from .supervision import Carry, DeepSupervision, Examples
 # Settings that may change when resuming (they do not change what a step computes).
 RESUMABLE_CHANGES = {"train.steps", "train.log_every", "train.eval_every", "train.eval_batch_size",
                      "train.eval_max_examples", "train.checkpoint_every", "train.keep_checkpoints",
-                     "train.time_limit_s", "train.compare_one_pass", "train.device", "train.compile", "train.threads", "log.tensorboard",
+                     "train.time_limit_s", "train.compare_one_pass", "train.adapt_steps", "train.adapt_batch_size",
+                     "train.device", "train.compile", "train.threads", "log.tensorboard",
                      "log.wandb", "log.wandb_project", "description"}
 
 
@@ -85,12 +86,14 @@ class Trainer:
         self.model.set_forward_dtype(resolve_dtype(cfg.model.forward_dtype, rt.device))
         self.optimizer = AdamATan2(self.model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2),
                                    weight_decay=t.weight_decay)
-        self.sign_sgd = (SparseSignSGD(self.model.puzzle_emb, t.puzzle_emb_lr, t.puzzle_emb_weight_decay)
-                         if self.model.puzzle_emb is not None else None)
         self.ema = EMA(self.model, t.ema_rate) if t.ema else None
-        self.generator = torch.Generator(device=rt.device)
+        self.generator = torch.Generator(device=rt.device)  # exploration: its own stream on every rank
         self.generator.manual_seed(t.seed * 1000 + rt.rank + 1)
-        self.sampler = Sampler(self.train_split.groups, t.seed, rt.rank, rt.world)
+        self.rounding = torch.Generator(device=rt.device)  # bf16 table rounding: the same stream on every rank,
+        self.rounding.manual_seed(t.seed * 1000)  # so that the replicated tables stay identical
+        self.sign_sgd = (SparseSignSGD(self.model.puzzle_emb, t.puzzle_emb_lr, t.puzzle_emb_weight_decay,
+                                       self.rounding) if self.model.puzzle_emb is not None else None)
+        self.sampler = Sampler(self.train_split.groups, self.train_split.puzzles, t.seed, rt.rank, rt.world)
         self.step = 0
         self.saved_step = -1
         self.elapsed = 0.0  # training seconds over all sessions of this run
@@ -153,8 +156,8 @@ class Trainer:
         if "test" not in self.data.splits:
             return None
         t = self.cfg.train
-        return evaluate(self.eval_model(), self.data.split("test"), t.eval_batch_size, t.eval_max_examples,
-                        progress=progress)
+        return evaluate_dataset(self.eval_model(), self.data, "test", t.eval_batch_size, t.eval_max_examples,
+                                progress=progress, out_dir=self.run_dir, cfg=self.cfg)
 
     # -- checkpoints ---------------------------------------------------------------------------------------
     def _local_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -186,6 +189,7 @@ class Trainer:
         if self.ema is not None:
             tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
         tensors["rng.torch_cpu"] = torch.get_rng_state()
+        tensors["rng.rounding"] = self.rounding.get_state()
         weights = self.eval_model().state_dict()
         meta = ckpt_io.make_meta(self.cfg, self.spec, self.step, self.data.fingerprint, self.data.task,
                                  self.ema is not None)
@@ -222,6 +226,7 @@ class Trainer:
         self.carry = Carry.from_tensors(carry)
         self.generator.set_state(local["rng.explore"])
         torch.set_rng_state(tensors["rng.torch_cpu"])
+        self.rounding.set_state(tensors["rng.rounding"])
         self.sampler.load_state_dict(info["samplers"][self.rt.rank])
         self.step, self.elapsed = info["step"], info["elapsed_s"]
         self.saved_step = self.step

@@ -41,7 +41,8 @@ def augmented_groups(questions: np.ndarray, answers: np.ndarray, augmentations: 
         a[moved] = sudoku.apply_transforms(a[moved], t)
     inputs, labels = sudoku.encode(q, a)
     groups = np.arange(0, n * k + 1, k, dtype=np.int64)
-    return SplitArrays(inputs, labels, np.zeros(n * k, dtype=np.int32), groups)
+    puzzles = np.arange(n * k + 1, dtype=np.int64)  # every augmented copy is a puzzle of one example
+    return SplitArrays(inputs, labels, np.zeros(n * k, dtype=np.int32), puzzles, groups)
 
 
 def _test_split(questions: np.ndarray, answers: np.ndarray) -> SplitArrays:
@@ -180,8 +181,13 @@ def _write_csv(path: str | Path, rows: Iterable[tuple[str, np.ndarray, np.ndarra
     tmp.replace(path)
 
 
-def download_sudoku_extreme(out: str | Path, files: tuple[str, ...] = ("train.csv", "test.csv")) -> list[Path]:
+def download_sudoku_extreme(out: str | Path) -> list[Path]:
     """Fetch the Sudoku-Extreme CSVs from the Hugging Face Hub into `out` (needs `pip install recursia[hf]`)."""
+    return hf_download(HF_REPO, ("train.csv", "test.csv"), out)
+
+
+def hf_download(repo: str, files: tuple[str, ...], out: str | Path) -> list[Path]:
+    """Download `files` of the Hugging Face dataset `repo` into `out`, with a clear message when offline."""
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as e:
@@ -191,9 +197,9 @@ def download_sudoku_extreme(out: str | Path, files: tuple[str, ...] = ("train.cs
     paths = []
     for name in files:
         try:
-            paths.append(Path(hf_hub_download(HF_REPO, name, repo_type="dataset", local_dir=out)))
+            paths.append(Path(hf_hub_download(repo, name, repo_type="dataset", local_dir=out)))
         except Exception as e:  # the hub raises many types (offline, HTTP, auth); all end the same way
-            raise DataError(f"could not download {name} from the Hugging Face dataset {HF_REPO}: "
+            raise DataError(f"could not download {name} from the Hugging Face dataset {repo}: "
                             f"{type(e).__name__}: {e}. Check the network (or HF_ENDPOINT / a proxy); offline, "
                             f"copy the CSV files into {out} by hand.") from e
     return paths
