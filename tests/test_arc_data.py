@@ -155,3 +155,44 @@ def test_arc_model_trains_and_heldout_fitting_touches_only_new_rows(tmp_path):
     assert all(table[i].abs().sum() > 0 for i in fitted)
     assert all(table[i].abs().sum() == 0 for i in range(table.shape[0]) if i not in fitted)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in weights.items())  # network frozen
+
+
+def test_arc_through_the_command_line(tmp_path):
+    """build -> train -> eval -> solve (a known evaluation task, and a task the model never saw)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "recursia", *args], capture_output=True, text=True, env=env,
+                              timeout=300)
+
+    src = small_source(tmp_path, n_train=3, n_eval=2)
+    data, out = tmp_path / "data", tmp_path / "run"
+    proc = run("data", "build", "arc", "--source", str(src), "--out", str(data), "--augment", "1")
+    assert proc.returncode == 0, proc.stderr
+    proc = run("train", "--quiet", "--preset", "arc1-att", "--data", str(data), "--out", str(out),
+               "model.hidden_size=32", "model.num_heads=2", "model.T=1", "model.n=1", "model.N_sup=2",
+               "model.puzzle_emb_dim=32", "model.puzzle_emb_len=1", "train.steps=3", "train.global_batch_size=8",
+               "train.eval_batch_size=8", "train.adapt_steps=2")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "eval.json").read_text())
+    assert result["protocol"] == "reference" and "pass@2" in result["arc"]
+    assert (out / "submission-reference.json").is_file()
+    proc = run("eval", str(out), "--json", str(tmp_path / "e.json"), "--quiet")
+    assert proc.returncode == 0 and "ARC (reference protocol): pass@1" in proc.stdout
+    known = sorted((src / "evaluation").glob("*.json"))[0]
+    proc = run("solve", str(out), "--file", str(known))
+    assert proc.returncode in (0, 1) and "reference protocol" in proc.stdout and "attempt 1" in proc.stdout
+    new = sorted((need_data("arc-agi-1") / "evaluation").glob("*.json"))[-1]  # not in this model's data
+    proc = run("solve", str(out), "--file", str(new), "--versions", "2")
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "a task new to this model" in proc.stdout and "test input 1:" in proc.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"train": [{"input": [[1, 2], [3]], "output": [[1]]}], "test": [{"input": [[1]]}]}')
+    proc = run("solve", str(out), "--file", str(bad))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr

@@ -253,7 +253,7 @@ def data_build(
         if augment:
             _fail("maze has no random augmentation; use --dihedral for the 8 symmetric versions")
         m = build_maze_dataset(source[0], out, test=test, generate_test=generate_test, dihedral=dihedral,
-                               seed=seed, skip_invalid=skip_invalid, overwrite=overwrite)
+                               seed=seed, skip_invalid=skip_invalid, overwrite=overwrite, progress=True)
     else:
         from .tasks.arc_data import build_arc_dataset
 
@@ -283,7 +283,8 @@ def data_generate(
     elif task == "maze":
         from .tasks.maze_data import generate_maze_dataset
 
-        m = generate_maze_dataset(out, train_count=count, test_count=test_count, seed=seed, overwrite=overwrite)
+        m = generate_maze_dataset(out, train_count=count, test_count=test_count, seed=seed, overwrite=overwrite,
+                                  progress=True)
     else:
         _fail(f"unknown task {task!r}; `data generate` knows: sudoku, maze")
         return
