@@ -4,7 +4,7 @@
 
 Prints one JSON line per rule (and one for the official mazes when their CSV is given): seconds, wall count
 mean and standard deviation, shortest-path length mean and median, and the fraction of mazes per path-length
-bin (110-119, 120-129, 130-139, 140-149, 150+ cells including S and G).
+bin (110-111, 112-114, 115-119, 120-129, 130+ cells including S and G).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from recursia.tasks import maze as M
 
-BINS = [110, 120, 130, 140, 150, 10_000]
+BINS = [110, 112, 115, 120, 130, 10_000]
 
 
 def stats(questions: np.ndarray, lengths: np.ndarray) -> dict[str, float | list[float]]:

@@ -85,6 +85,31 @@ def presets() -> None:
         typer.echo(f"{name:14} {cfg.description}")
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+def bench(
+    ctx: typer.Context,
+    preset: str = typer.Option("sudoku-mlp", "--preset", "-p", help="Preset to time."),
+    steps: int = typer.Option(50, "--steps", help="Timed optimizer steps."),
+    warmup: int = typer.Option(10, "--warmup", help="Untimed steps first (compilation, allocator)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Dataset directory (default: generated puzzles)."),
+    peak_tflops: Optional[float] = typer.Option(None, "--peak-tflops", help="Device peak for MFU (default: "
+                                                "known GPUs' bf16 dense peak; none on CPU)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the result as JSON here."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Time training steps of a preset: steps/s, examples/s, FLOP rate and MFU, peak memory, and the ratio to
+    the reference implementation. Extra arguments are config overrides, e.g. `train.global_batch_size=256`."""
+    from .bench import run, summary
+
+    if steps < 1 or warmup < 0:
+        _fail("--steps must be >= 1 and --warmup >= 0")
+    result = run(preset, steps, warmup, str(data) if data else None, list(ctx.args), peak_tflops, not quiet)
+    typer.echo(summary(result))
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+        typer.echo(f"wrote {json_out}")
+
+
 @app.command(name="eval")
 def eval_cmd(
     checkpoint: Path = typer.Argument(..., help="Run directory, checkpoint folder or model.safetensors."),
