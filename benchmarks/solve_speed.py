@@ -1,6 +1,6 @@
 """CPU latency of solving one puzzle with a paper-sized network (issue #4, item 8).
 
-    python benchmarks/solve_speed.py [--preset sudoku-mlp] [--repeats 5] [--threads 2] [--checkpoint RUN]
+    python benchmarks/solve_speed.py [--preset sudoku-mlp] [--repeats 5] [--threads 2] [--dtype float32] [--checkpoint RUN]
 
 Times `Solver.solve_batch` on one Sudoku-Extreme-style puzzle after one untimed warm-up call, with all N_sup
 supervision steps (the default of `recursia solve`) and with early halting. Without --checkpoint the network
@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="forward dtype")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     task = get_task("sudoku")
@@ -43,10 +44,11 @@ def main() -> None:
         torch.manual_seed(0)
         model = build_model(build_config(args.preset, []).model, TaskSpec(task.seq_len, task.vocab_size, 1))
     model.eval()
+    model.set_forward_dtype(getattr(torch, args.dtype))
     solver = Solver(model, task)
     grid = solver.parse(PUZZLE)
     result = {"preset": None if args.checkpoint else args.preset, "checkpoint": args.checkpoint,
-              "N_sup": model.cfg.N_sup, "threads": args.threads, "cpu": platform.processor() or platform.machine(),
+              "N_sup": model.cfg.N_sup, "dtype": args.dtype, "threads": args.threads, "cpu": platform.processor() or platform.machine(),
               "torch": torch.__version__}
     for mode, early in (("all_steps", False), ("early_halt", True)):
         solver.solve_batch([grid], early_halt=early)  # warm-up
