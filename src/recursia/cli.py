@@ -171,13 +171,20 @@ def solve(
     versions: int = typer.Option(8, "--versions", help="ARC: versions of a new task to fit and vote over."),
     device: str = typer.Option("auto", "--device"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per puzzle."),
+    watch: bool = typer.Option(False, "--watch", help="First show the first puzzle's grid being refined, "
+                               "step by step, as the model runs (see docs/viz.md)."),
 ) -> None:
     """Solve puzzles with a trained model and check each answer (exit status 1 if one is not valid).
     ARC: pass a task file (--file task.json); its test inputs are answered with two attempts each."""
     from .checkpoint import read_meta, resolve
     from .solve import Solver
 
+    if watch and as_json:
+        raise RecursiaError("--watch draws in the terminal and cannot be combined with --json")
     if read_meta(resolve(checkpoint)).get("task") == "arc":
+        if watch:
+            raise RecursiaError("--watch shows Sudoku and Maze grids; for ARC, `recursia viz CHECKPOINT --file "
+                                "task.json --out DIR` draws a task step by step")
         if file is None or puzzles:
             raise RecursiaError("an ARC model solves a task file: recursia solve CHECKPOINT --file task.json")
         _solve_arc(checkpoint, file, versions, device, as_json)
@@ -188,6 +195,8 @@ def solve(
         grids += solver.read_file(file)
     if not grids:
         raise RecursiaError("no puzzle given: pass puzzles as arguments or --file FILE")
+    if watch:
+        _watch(solver, grids)
     results = solver.solve_batch(grids, early_halt=early_halt)
     failed = 0
     for i, r in enumerate(results):
@@ -377,6 +386,57 @@ def _print_manifest(path: Path, m: dict) -> None:
                        for k, v in m["splits"].items())
     typer.echo(f"{path}: {m['task']} (length {m['seq_len']}, vocabulary {m['vocab_size']}); {splits}; "
                f"fingerprint {m['fingerprint'][:16]}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Seeing the model think (docs/viz.md): viz, plot, and solve --watch
+@app.command()
+def viz(
+    checkpoint: Path = typer.Argument(..., help="Run directory, checkpoint folder or model.safetensors."),
+    puzzle: Optional[str] = typer.Argument(None, help="The puzzle as text, as for `recursia solve` (ARC: an "
+                                           "evaluation task id of the model's data set)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for steps.png, steps.gif and viewer.html."),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="Read the puzzle from a file (ARC: a task "
+                                        "file)."),
+    index: int = typer.Option(1, "--index", help="Which puzzle of --file (ARC: which test input), from 1."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Supervision steps to run (default: N_sup)."),
+    device: str = typer.Option("auto", "--device"),
+) -> None:
+    """Draw one puzzle's answer after every supervision step: a strip (steps.png), an animation (steps.gif)
+    and a self-contained page with a step slider and the halting curve (viewer.html)."""
+    from .viz import trace_checkpoint, write_visuals
+
+    trace = trace_checkpoint(checkpoint, puzzle, file, index, steps, device)
+    for path in write_visuals(trace, out):
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def plot(
+    run_dir: Path = typer.Argument(..., help="Run directory (with metrics.jsonl)."),
+    eval_json: Optional[Path] = typer.Option(None, "--eval", help="Evaluation JSON (default RUN_DIR/eval.json)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default RUN_DIR/plots)."),
+) -> None:
+    """Chart a run: training.png (loss and accuracy against the step) and, from its evaluation,
+    accuracy_by_step.png (accuracy after each supervision step) and halting_steps.png (where halting fires)."""
+    from .plot import plot_run
+
+    written, notes = plot_run(run_dir, eval_json, out)
+    for path in written:
+        typer.echo(f"wrote {path}")
+    for note in notes:
+        typer.echo(f"note: {note}")
+
+
+def _watch(solver, grids: list) -> None:
+    """solve --watch: the first puzzle's grid after every supervision step, drawn as the model computes it."""
+    from .viz_watch import watch
+
+    if len(grids) > 1:
+        typer.echo(f"watching puzzle 1 of {len(grids)}")
+    watch(solver.model, solver.task, grids[0])
+    typer.echo("")
+
 
 
 if __name__ == "__main__":

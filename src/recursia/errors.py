@@ -23,3 +23,7 @@ class PuzzleError(RecursiaError, ValueError):
 
 class CheckpointError(RecursiaError):
     """A checkpoint that is missing, corrupt, or does not match the run or model it is loaded into."""
+
+
+class VizError(RecursiaError):
+    """A picture, viewer or plot that cannot be made: an unsupported puzzle, missing run files or Pillow."""

@@ -182,11 +182,12 @@ class Rollout:
 
 @torch.no_grad()
 def rollout(model: RecursiveModel, inputs: torch.Tensor, puzzle_ids: torch.Tensor, n_steps: int | None = None,
-            until_halt: bool = False) -> Rollout:
+            until_halt: bool = False, on_step: Callable[[Rollout], None] | None = None) -> Rollout:
     """Run every example from the initial state for `n_steps` (default N_sup) supervision steps.
 
     With `until_halt`, stop early once every example's learned halting rule has fired (inference speed-up);
     examples keep being updated until then, which does not change the answers read at their halting step.
+    `on_step` sees the record after each step (`solve --watch` redraws the grid there, while the model runs).
     """
     cfg = model.cfg
     n_steps = n_steps or cfg.N_sup
@@ -204,6 +205,8 @@ def rollout(model: RecursiveModel, inputs: torch.Tensor, puzzle_ids: torch.Tenso
         rec.q_continue.append(out.q_continue)
         h = halt_decision(cfg, out)
         rec.halt.append(h)
+        if on_step is not None:
+            on_step(rec)
         if until_halt and h is not None:
             fired |= h
             if bool(fired.all()):
