@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,30 @@ def test_solve_prints_grid_and_validity(trained):
     js = run("solve", str(trained["run"]), PUZZLE, "--json")
     record = json.loads(js.stdout.splitlines()[0])
     assert len(record["answer"]) == 81 and isinstance(record["valid"], bool)
+
+
+def test_solve_halting_rules_and_the_python_api(trained, tmp_path):
+    proc = run("solve", str(trained["run"]), PUZZLE, "--halt", "stable=1", "--json")
+    assert proc.returncode in (0, 1) and 1 <= json.loads(proc.stdout.splitlines()[0])["steps"] <= 3
+    proc = run("solve", str(trained["run"]), PUZZLE, "--halt", "fastest")
+    assert proc.returncode == 2 and "halting rule 'fastest'" in proc.stderr
+    proc = run("solve", "sudoku-extreme", PUZZLE)
+    assert proc.returncode == 2 and "does not ship yet" in proc.stderr
+    import recursia
+
+    model = recursia.load(str(trained["run"]), device="cpu")
+    r = model.solve(PUZZLE, recursia.HaltRule())
+    assert r.steps == 3 == len(r.trajectory) == len(r.confidence) and isinstance(r.valid, bool)
+    assert [x.valid for x in model.solve_batch([model.parse(PUZZLE)] * 2)] == [r.valid] * 2
+    # a bundled model is found by its name
+    bundled = tmp_path / "pretrained"
+    shutil.copytree(recursia.checkpoint.resolve(trained["run"]), bundled / "tiny")
+    from unittest import mock
+
+    with mock.patch.object(recursia.checkpoint, "PRETRAINED_DIR", bundled):
+        assert recursia.checkpoint.pretrained_names() == ["tiny"]
+        assert recursia.load("tiny", device="cpu").solve(PUZZLE, recursia.HaltRule()).answer.tolist() == \
+            r.answer.tolist()
 
 
 @pytest.mark.parametrize("puzzle,fragment", [

@@ -90,7 +90,7 @@ def test_evaluator_reports_valid_shortest_path(tmp_path: Path, monkeypatch) -> N
     alt_differs = [not np.array_equal(preds[i], labels[i]) for i in (0, 1)]
     tokens = torch.from_numpy(M.encode(preds)[0].astype(np.int64))
 
-    def fake_rollout(model, inputs, puzzle_ids, n_steps=None, until_halt=False):
+    def fake_rollout(model, inputs, puzzle_ids, n_steps=None):
         b = inputs.shape[0]
         p = tokens[:b]
         return Rollout([p], [torch.ones(p.shape)], [None], [None], [None])

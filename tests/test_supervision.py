@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from recursia.halting import HaltRule, run
 from recursia.model import TaskSpec, build_model
 from recursia.supervision import DeepSupervision, Examples, halting_step, rollout
 
@@ -107,6 +108,6 @@ def test_rollout_and_halting_step():
     rec = rollout(model, inputs, torch.zeros(3, dtype=torch.int32))
     assert len(rec.predictions) == 4
     assert torch.equal(halting_step(rec), torch.zeros(3, dtype=torch.long))
-    short = rollout(model, inputs, torch.zeros(3, dtype=torch.int32), until_halt=True)
-    assert len(short.predictions) == 1
+    short, stopped = run(model, inputs, torch.zeros(3, dtype=torch.int32), HaltRule(learned=True))
+    assert len(short.predictions) == 1 and stopped.tolist() == [0, 0, 0]
     assert torch.equal(short.predictions[0], rec.predictions[0])

@@ -101,9 +101,27 @@ def write_checkpoint(run_dir: Path, step: int, model_weights: dict[str, torch.Te
     return final
 
 
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"  # bundled models: pretrained/<name>/{model.safetensors,meta.json}
+PRETRAINED_PLANNED = ("sudoku-extreme", "maze-hard")
+
+
+def pretrained_names() -> list[str]:
+    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / "model.safetensors").is_file()) \
+        if PRETRAINED_DIR.is_dir() else []
+
+
 def resolve(path: str | Path) -> Path:
-    """A run directory, a checkpoint folder, or a model.safetensors file -> the checkpoint folder."""
+    """A bundled model's name, a run directory, a checkpoint folder, or a model.safetensors file -> the
+    checkpoint folder. A path that exists wins over a bundled name."""
     p = Path(path)
+    name = str(path)
+    if not p.exists() and len(p.parts) == 1:
+        if name in pretrained_names():
+            return PRETRAINED_DIR / name
+        if name in PRETRAINED_PLANNED:
+            raise CheckpointError(f"{name!r} names a pretrained model that this release does not ship yet "
+                                  f"(bundled: {', '.join(pretrained_names()) or 'none'}); train one with "
+                                  "`recursia train` and pass its run directory instead")
     if p.is_file() and p.suffix == ".safetensors":
         return p.parent
     if (p / "model.safetensors").is_file() or (p / "meta.json").is_file():

@@ -119,6 +119,8 @@ def eval_cmd(
     batch_size: int = typer.Option(256, "--batch-size", help="Examples per forward pass."),
     limit: int = typer.Option(0, "--limit", help="Evaluate only the first N examples (0: all)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
+    halting_sweep: bool = typer.Option(False, "--halting-sweep", help="Also score inference-time halting "
+                                       "rules (learned, confidence=p, stable=k): accuracy against mean steps."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Score a checkpoint: exact and cell accuracy, steps, halting, accuracy per supervision step."""
@@ -137,7 +139,13 @@ def eval_cmd(
         raise RecursiaError(f"{data_dir} holds {ds.task} data of length {ds.manifest['seq_len']}, but the "
                             f"checkpoint is a {meta.get('task')} model of length {meta['task_spec']['seq_len']}")
     out_dir = json_out.parent if json_out is not None else None
-    result = evaluate_dataset(model, ds, split, batch_size, limit, progress=not quiet, out_dir=out_dir, cfg=cfg)
+    if halting_sweep and ds.task == "arc":
+        raise RecursiaError("--halting-sweep scores single answers; ARC votes over versions (not supported)")
+    from .halting import default_rules
+
+    rules = default_rules(model.q_head is not None) if halting_sweep else None
+    result = evaluate_dataset(model, ds, split, batch_size, limit, progress=not quiet, out_dir=out_dir, cfg=cfg,
+                              halt_rules=rules)
     result.update(checkpoint=str(resolve(checkpoint)), step=meta["step"], data=str(data_dir), split=split,
                   data_fingerprint=ds.fingerprint, same_data_as_training=ds.fingerprint == meta["data_fingerprint"])
     for line in summary_lines(result):
@@ -166,8 +174,9 @@ def solve(
                                         "Maze: 900 characters of '# SG')."),
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="Read puzzles from a file (Sudoku: one per "
                                         "line; Maze: 30 lines of 30 characters per maze)."),
-    early_halt: bool = typer.Option(False, "--early-halt", help="Stop each puzzle where its halting head fires "
-                                    "(faster; default: all N_sup steps, more accurate)."),
+    halt: Optional[str] = typer.Option(None, "--halt", help="When to stop refining a puzzle: 'all' (N_sup "
+                                       "steps), or conditions such as 'stable=2', 'confidence=0.9', 'learned', "
+                                       "joined by commas. Default: stable=2 (see docs/models.md)."),
     versions: int = typer.Option(8, "--versions", help="ARC: versions of a new task to fit and vote over."),
     device: str = typer.Option("auto", "--device"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per puzzle."),
@@ -197,7 +206,9 @@ def solve(
         raise RecursiaError("no puzzle given: pass puzzles as arguments or --file FILE")
     if watch:
         _watch(solver, grids)
-    results = solver.solve_batch(grids, early_halt=early_halt)
+    from .halting import HaltRule
+
+    results = solver.solve_batch(grids, HaltRule.parse(halt) if halt is not None else None)
     failed = 0
     for i, r in enumerate(results):
         failed += not r.valid
@@ -205,7 +216,7 @@ def solve(
             typer.echo(json.dumps(r.to_json()))
             continue
         head = f"puzzle {i + 1}: {'valid' if r.valid else 'NOT valid'} after {r.steps} step(s)"
-        if r.halt_step is not None and not early_halt:
+        if r.halt_step is not None:
             head += f" (the halting head fired at step {r.halt_step})"
         if r.halt_confidence is not None:
             head += f", halting confidence {r.halt_confidence:.3f}"
@@ -436,7 +447,6 @@ def _watch(solver, grids: list) -> None:
         typer.echo(f"watching puzzle 1 of {len(grids)}")
     watch(solver.model, solver.task, grids[0])
     typer.echo("")
-
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from .dataset import Split
+from .halting import HaltRule, summarise, tradeoff
 from .losses import IGNORE
 from .model import RecursiveModel
 from .supervision import halting_step, rollout
@@ -35,10 +36,11 @@ BatchHook = Callable[[np.ndarray, np.ndarray, np.ndarray | None], None]
 @torch.no_grad()
 def evaluate(model: RecursiveModel, split: Split, batch_size: int = 256, max_examples: int = 0,
              progress: bool = True, task_metrics: TaskMetrics | None = None,
-             on_batch: BatchHook | None = None) -> dict[str, Any]:
+             on_batch: BatchHook | None = None, halt_rules: list[HaltRule] | None = None) -> dict[str, Any]:
     """Score `split`. `task_metrics` adds task-specific per-example checks of the answer (Maze:
     `valid_shortest_path`), reported for the all-steps answer and for the early-halting answer. `on_batch`
-    sees every batch's all-steps predictions (ARC collects its votes there)."""
+    sees every batch's all-steps predictions (ARC collects its votes there). `halt_rules` adds
+    `halting_tradeoff`: exact accuracy and mean steps when each inference-time halting rule stops the puzzles."""
     model.eval()
     device = model.embed_tokens.device
     n_total = len(split) if max_examples <= 0 else min(max_examples, len(split))
@@ -48,6 +50,7 @@ def evaluate(model: RecursiveModel, split: Split, batch_size: int = 256, max_exa
     early_exact_capped = torch.zeros(n_sup, dtype=torch.float64)
     sums = {k: 0.0 for k in ("early_exact", "early_cell", "early_steps", "q_all", "q_early", "q_count")}
     halt_hist = torch.zeros(n_sup, dtype=torch.float64)
+    sweep: list[dict[str, Any]] | None = None
     extra: dict[str, dict[str, float]] = {"all_steps": {}, "early_halting": {}}
     started = time.time()
     bar = tqdm(total=n_total, desc="eval", unit="ex", disable=not progress, leave=False)
@@ -81,6 +84,12 @@ def evaluate(model: RecursiveModel, split: Split, batch_size: int = 256, max_exa
         if on_batch is not None:
             q_last = torch.sigmoid(rec.q_halt[-1]).cpu().numpy() if rec.q_halt[-1] is not None else None
             on_batch(idx, rec.predictions[-1].cpu().numpy(), q_last)
+        if halt_rules:
+            rows = tradeoff(rec, exact, halt_rules)
+            if sweep is not None:
+                rows = [{**a, "right": a["right"] + b["right"], "steps": a["steps"] + b["steps"]}
+                        for a, b in zip(sweep, rows)]
+            sweep = rows
         if task_metrics is not None:
             final = rec.predictions[-1].cpu().numpy()
             early = torch.stack(rec.predictions)[h, cols].cpu().numpy()
@@ -115,6 +124,8 @@ def evaluate(model: RecursiveModel, split: Split, batch_size: int = 256, max_exa
     }
     for mode, values in extra.items():
         result[mode].update({name: total / n for name, total in values.items()})
+    if sweep is not None:
+        result["halting_tradeoff"] = summarise(sweep, n_total)
     return result
 
 
@@ -132,6 +143,9 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
                      f"  mean_steps {r['mean_steps']:.2f}  q_halt_accuracy {q}{more}")
     by = result["all_steps"]["exact_accuracy_by_step"]
     lines.append("exact_accuracy_by_step: " + " ".join(f"{v:.3f}" for v in by))
+    if "halting_tradeoff" in result:
+        lines.append("inference-time halting (rule: exact accuracy, mean steps):")
+        lines += [f"  {r['rule']:>24}: {r['exact_accuracy']:.4f}  {r['mean_steps']:.2f}" for r in result["halting_tradeoff"]]
     if "arc" in result:
         a = result["arc"]
         if "pass@2" in a:
@@ -144,7 +158,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
 
 def evaluate_dataset(model: RecursiveModel, data: Any, split: str = "test", batch_size: int = 256,
                      max_examples: int = 0, progress: bool = True, out_dir: Path | None = None,
-                     cfg: Any = None) -> dict[str, Any]:
+                     cfg: Any = None, halt_rules: list[HaltRule] | None = None) -> dict[str, Any]:
     """`evaluate` plus what the data set's task adds: Maze's valid_shortest_path; ARC's voted pass@k, with
     its submission file written into `out_dir` (and, under the heldout protocol, test-time fitting of the
     unseen tasks' embeddings first, which needs the run config `cfg`)."""
@@ -154,7 +168,8 @@ def evaluate_dataset(model: RecursiveModel, data: Any, split: str = "test", batc
         return evaluate_arc(model, data, split, batch_size, max_examples, progress, out_dir, cfg)
     from .tasks import get_task
 
-    return evaluate(model, data.split(split), batch_size, max_examples, progress, get_task(data.task).metrics)
+    return evaluate(model, data.split(split), batch_size, max_examples, progress, get_task(data.task).metrics,
+                    halt_rules=halt_rules)
 
 
 def write_json(result: dict[str, Any], path: str | Path) -> None:

@@ -1,9 +1,9 @@
 """Solving puzzles with a trained model: parse and check the input, run the recursion, check the answer.
 
-By default every puzzle runs all N_sup supervision steps (the most accurate reading, and the papers'
-evaluation protocol); `early_halt=True` reads each answer at the step where the model's halting rule fires.
-Either way the result says where halting would fire, and the task's own checker, never the model, says whether
-the answer is a valid solution of the given puzzle.
+Each puzzle is refined until the `HaltRule` stops it (see `halting.py`): the default of `recursia solve` is
+`DEFAULT_HALT`; `HaltRule()` ("all") runs all N_sup steps, the papers' evaluation protocol. The result says
+where the model's own halting rule first fired, and the task's own checker, never the model, says whether the
+answer is a valid solution of the given puzzle.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ import torch
 
 from .checkpoint import load_model
 from .errors import DataError, PuzzleError
+from .halting import HaltRule, run
 from .model import RecursiveModel, resolve_dtype
 from .runtime import pick_device
-from .supervision import halting_step, rollout
 from .tasks import Task, get_task
+
+DEFAULT_HALT = HaltRule(stable=2)  # measured best trade-off on the demo model: docs/models.md
 
 
 @dataclass
@@ -29,10 +31,12 @@ class SolveResult:
     answer: np.ndarray
     valid: bool
     problems: list[str]
-    steps: int  # supervision steps whose answer this is
+    steps: int  # supervision steps run for this puzzle; the answer is the last one's
     halt_step: int | None  # first step at which the learned halting rule fired (None: it never did / fixed)
     halt_confidence: float | None  # sigmoid(q_halt) at `steps`
     trajectory: list[np.ndarray] = field(default_factory=list)  # decoded answer after each of the `steps`
+    confidence: list[np.ndarray] = field(default_factory=list)  # per-cell probability of that answer, per step
+    halt_confidences: list[float] = field(default_factory=list)  # sigmoid(q_halt) after each step
 
     def to_json(self) -> dict[str, Any]:
         return {"answer": "".join(str(int(v)) for v in self.answer.ravel()), "valid": self.valid,
@@ -75,24 +79,35 @@ class Solver:
         return grids
 
     @torch.no_grad()
-    def solve_batch(self, grids: list[np.ndarray], early_halt: bool = False) -> list[SolveResult]:
+    def solve_batch(self, grids: list[np.ndarray | str], halt: HaltRule | None = None) -> list[SolveResult]:
+        """Solve many puzzles (question grids, or text that is parsed and checked) at once; each stops by
+        `halt` (default `DEFAULT_HALT`), and puzzles that have stopped leave the batch, so the rest run faster."""
+        halt = DEFAULT_HALT if halt is None else halt
+        grids = [self.parse(g, f"puzzle {i + 1}") if isinstance(g, str) else g for i, g in enumerate(grids)]
         device = self.model.embed_tokens.device
         inputs = torch.from_numpy(self.task.encode(np.stack(grids))).to(device)
         pids = torch.zeros(inputs.shape[0], dtype=torch.int32, device=device)
-        rec = rollout(self.model, inputs, pids, until_halt=early_halt)
-        last = len(rec.predictions) - 1
-        first = halting_step(rec).cpu()
-        fired = torch.stack(rec.halt).any(0).cpu() if rec.halt[0] is not None else None
+        rec, stopped = run(self.model, inputs, pids, halt)
         preds = torch.stack(rec.predictions).cpu().numpy()  # (S, B, L)
-        q = torch.stack(rec.q_halt).float().cpu() if rec.q_halt[0] is not None else None
+        confs = torch.stack(rec.confidence).cpu().numpy()
+        q = torch.sigmoid(torch.stack(rec.q_halt).float()).cpu().numpy() if rec.q_halt[0] is not None else None
+        fired = torch.stack(rec.halt).cpu().numpy() if rec.halt[0] is not None else None
         out = []
         for b, grid in enumerate(grids):
-            halt = int(first[b]) if fired is not None and bool(fired[b]) else None
-            step = halt if early_halt and halt is not None else last
+            step = int(stopped[b])
+            first = np.nonzero(fired[: step + 1, b])[0] if fired is not None else []
             answer = self.task.decode(preds[step, b][None])[0]
             problems = self.task.check(grid, answer)
-            conf = float(torch.sigmoid(q[step, b])) if q is not None else None
-            trajectory = [self.task.decode(preds[s, b][None])[0] for s in range(step + 1)]
-            out.append(SolveResult(grid, answer, not problems, problems, step + 1,
-                                   None if halt is None else halt + 1, conf, trajectory))
+            shape = answer.shape
+            out.append(SolveResult(
+                grid, answer, not problems, problems, step + 1, int(first[0]) + 1 if len(first) else None,
+                float(q[step, b]) if q is not None else None,
+                [self.task.decode(preds[s, b][None])[0] for s in range(step + 1)],
+                [confs[s, b].reshape(shape) if confs[s, b].size == answer.size else confs[s, b]
+                 for s in range(step + 1)],
+                [float(q[s, b]) for s in range(step + 1)] if q is not None else []))
         return out
+
+    def solve(self, puzzle: str | np.ndarray, halt: HaltRule | None = None) -> SolveResult:
+        """One puzzle, as text (parsed and checked) or as a question grid."""
+        return self.solve_batch([puzzle], halt)[0]

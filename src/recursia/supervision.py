@@ -182,18 +182,16 @@ class Rollout:
 
 @torch.no_grad()
 def rollout(model: RecursiveModel, inputs: torch.Tensor, puzzle_ids: torch.Tensor, n_steps: int | None = None,
-            until_halt: bool = False, on_step: Callable[[Rollout], None] | None = None) -> Rollout:
+            on_step: Callable[[Rollout], None] | None = None) -> Rollout:
     """Run every example from the initial state for `n_steps` (default N_sup) supervision steps.
 
-    With `until_halt`, stop early once every example's learned halting rule has fired (inference speed-up);
-    examples keep being updated until then, which does not change the answers read at their halting step.
+    Every example runs every step (evaluation reads all steps); `halting.run` stops examples early instead.
     `on_step` sees the record after each step (`solve --watch` redraws the grid there, while the model runs).
     """
     cfg = model.cfg
     n_steps = n_steps or cfg.N_sup
     state = model.initial_state(inputs.shape[0])
     rec = Rollout([], [], [], [], [])
-    fired = torch.zeros(inputs.shape[0], dtype=torch.bool, device=inputs.device)
     for _ in range(n_steps):
         out = model(state, inputs, puzzle_ids)
         state = out.state
@@ -203,14 +201,9 @@ def rollout(model: RecursiveModel, inputs: torch.Tensor, puzzle_ids: torch.Tenso
         rec.confidence.append(conf)
         rec.q_halt.append(out.q_halt)
         rec.q_continue.append(out.q_continue)
-        h = halt_decision(cfg, out)
-        rec.halt.append(h)
+        rec.halt.append(halt_decision(cfg, out))
         if on_step is not None:
             on_step(rec)
-        if until_halt and h is not None:
-            fired |= h
-            if bool(fired.all()):
-                break
     return rec
 
 

@@ -271,10 +271,11 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: b
             raise ConfigError(f"{run_dir} already holds a run; continue it with `recursia train --resume "
                               f"{run_dir}` or choose a new --out")
         ckpt = None
+    data = Dataset(cfg.data.dir) if cfg.data.dir is not None else None  # bad --data: fail before making run_dir
     if rt.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    data = prepare_data(cfg, run_dir, rt)
+    data = data or prepare_data(cfg, run_dir, rt)
     trainer = Trainer(cfg, run_dir, rt, data)
     if ckpt is not None:
         trainer.load(ckpt)
