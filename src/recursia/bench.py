@@ -1,7 +1,8 @@
 """Training speed of a preset: untimed warm-up steps (compilation, allocator), then timed optimizer steps.
 
 Reports steps/s, examples/s, the FLOP rate from `flops.count` and its fraction of the device's bf16 peak
-(MFU), peak GPU memory, and the ratio to the reference implementation's speed on one H100 (semantics.md).
+(MFU), peak GPU memory (CUDA) and the process's peak resident memory (on a CPU, where activations live), and
+the ratio to the reference implementation's speed on one H100 (semantics.md).
 Without a dataset it trains on generated puzzles of the preset's task: speed depends on the shapes and on how
 often examples halt, not on which puzzles they are.
 """
@@ -9,6 +10,7 @@ often examples halt, not on which puzzles they are.
 from __future__ import annotations
 
 import platform
+import resource
 import shutil
 import tempfile
 import time
@@ -89,6 +91,7 @@ def run(preset: str = "sudoku-mlp", steps: int = 50, warmup: int = 10, data: str
         "train_gflop_per_step": round(f.train_step(batch) / 1e9, 1), "achieved_tflops": round(flop_rate / 1e12, 3),
         "peak_tflops": peak, "mfu": None if peak is None else round(flops.mfu(flop_rate, peak), 4),
         "peak_memory_gib": round(torch.cuda.max_memory_allocated(rt.device) / 2**30, 2) if cuda else None,
+        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),  # whole process
         "reference": None if ref is None else {"steps_per_s": ref[0], "global_batch_size": ref[1],
                                                "examples_per_s": ref_examples},
         "examples_per_s_vs_reference": round(sps * batch / ref_examples, 3) if ref_examples else None,
@@ -101,7 +104,8 @@ def summary(r: dict[str, Any]) -> str:
              f"{r['steps_per_s']:.3f} steps/s, {r['examples_per_s']:.1f} examples/s",
              f"  {r['train_gflop_per_step']:.1f} GFLOP per step, {r['achieved_tflops']:.3f} TFLOP/s, MFU {mfu}"]
     if r["peak_memory_gib"] is not None:
-        lines.append(f"  peak memory {r['peak_memory_gib']:.2f} GiB")
+        lines.append(f"  peak GPU memory {r['peak_memory_gib']:.2f} GiB")
+    lines.append(f"  peak process memory (RSS) {r['peak_rss_gib']:.2f} GiB")
     if r["reference"]:
         ref = r["reference"]
         lines.append(f"  reference (one H100): {ref['steps_per_s']} steps/s at batch {ref['global_batch_size']} = "

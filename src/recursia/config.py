@@ -90,6 +90,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     compile: bool = False  # torch.compile the recursion network (CUDA only)
+    # Recompute each network call with gradient during backward instead of storing its activations: same
+    # gradients, far less memory for long sequences (maze-att at batch 768), about one more forward per call.
+    activation_checkpointing: bool = False
     threads: int = 0  # CPU threads for torch (0: leave torch's default)
     log_every: int = 10
     eval_every: int = 0  # 0: only at the end

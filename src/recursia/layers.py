@@ -12,6 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 def trunc_normal_(tensor: torch.Tensor, std: float = 1.0, bound: float = 2.0) -> torch.Tensor:
@@ -138,16 +139,26 @@ class Block(nn.Module):
 
 
 class Stack(nn.Module):
-    """`layers` blocks applied after adding the injection: net(h, inj) = blocks(h + inj)."""
+    """`layers` blocks applied after adding the injection: net(h, inj) = blocks(h + inj).
+
+    With `checkpointing` on, a call that builds a graph keeps only its input and recomputes the blocks during
+    backward (`torch.utils.checkpoint`): the gradients are the same, and memory per call drops from a dozen
+    activations of the blocks to one."""
 
     def __init__(self, layers: int, **block_kwargs):
         super().__init__()
         self.blocks = nn.ModuleList(Block(**block_kwargs) for _ in range(layers))
+        self.checkpointing = False
 
     def forward(self, h: torch.Tensor, injection: torch.Tensor | None,
                 rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         if injection is not None:
             h = h + injection
+        if self.checkpointing and torch.is_grad_enabled() and h.requires_grad:
+            return checkpoint(self._blocks, h, rope, use_reentrant=False)
+        return self._blocks(h, rope)
+
+    def _blocks(self, h: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         for block in self.blocks:
             h = block(h, rope)
         return h

@@ -26,6 +26,7 @@ from .config import RunConfig, config_from_dict
 from .dataset import Dataset, Sampler
 from .errors import CheckpointError, ConfigError
 from .evaluate import evaluate_dataset, summary_lines, write_json
+from .layers import Stack
 from .metrics_log import MetricsLog, truncate_after
 from .model import RecursiveModel, TaskSpec, build_model, resolve_dtype
 from .optim import EMA, AdamATan2, SparseSignSGD, warmup_lr
@@ -36,7 +37,8 @@ from .supervision import Carry, DeepSupervision, Examples
 RESUMABLE_CHANGES = {"train.steps", "train.log_every", "train.eval_every", "train.eval_batch_size",
                      "train.eval_max_examples", "train.checkpoint_every", "train.keep_checkpoints",
                      "train.time_limit_s", "train.compare_one_pass", "train.adapt_steps", "train.adapt_batch_size",
-                     "train.device", "train.compile", "train.threads", "log.tensorboard",
+                     "train.device", "train.compile", "train.activation_checkpointing", "train.threads",
+                     "log.tensorboard",
                      "log.wandb", "log.wandb_project", "description"}
 
 
@@ -99,6 +101,9 @@ class Trainer:
         self.elapsed = 0.0  # training seconds over all sessions of this run
 
         forward = self.model
+        for module in self.model.modules():
+            if isinstance(module, Stack):
+                module.checkpointing = t.activation_checkpointing
         if t.compile and rt.device.type == "cuda":
             for module in self.model.modules():
                 if type(module).__name__ == "Stack":
