@@ -153,9 +153,8 @@ def run(model: RecursiveModel, inputs: torch.Tensor, puzzle_ids: torch.Tensor, r
         fire = rule.fires(out.q_halt, learned, unchanged[active])
         stopped[active[fire]] = s
         if len(active) == b:
-            state = out.state
+            state = out.state  # fresh tensors that nothing else holds: later steps update them in place
         else:
-            state = {k: v.clone() for k, v in state.items()}
             for k, v in out.state.items():
                 state[k][active] = v
         active = active[~fire]
