@@ -25,6 +25,7 @@ import numpy as np
 
 from recursia.errors import DataError
 from recursia.tasks.grids import NUM_DIHEDRAL, dihedral, inverse_dihedral
+from recursia.tasks.records import read_text
 
 __all__ = [
     "CANVAS", "SEQ_LEN", "VOCAB_SIZE", "PAD", "EOS", "COLOUR_OFFSET", "NUM_COLOURS", "MAX_SIZE",
@@ -249,12 +250,7 @@ def _parse_task(obj: Any, task_id: str, source: str, where: str, require_outputs
 
 def _load_json(path: Path) -> Any:
     """Read JSON strictly, turning decoding problems into a `DataError` that names the file and position."""
-    if not path.is_file():
-        raise DataError(f"ARC file not found: {path}" if not path.exists() else f"not a file: {path}")
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start} cannot be decoded)") from exc
+    _, text = read_text(path, "ARC")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

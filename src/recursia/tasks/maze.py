@@ -19,10 +19,8 @@ Only numpy and the standard library are used here, so data preparation does not 
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +28,7 @@ from tqdm import tqdm
 
 from recursia.errors import ConfigError, DataError, PuzzleError
 from recursia.tasks.grids import NUM_DIHEDRAL, dihedral
+from recursia.tasks.records import CSV_COLUMNS, Records, csv_rows, merge, parse_ratings, read_text, report, select
 
 __all__ = [
     "SIZE", "SEQ_LEN", "VOCAB_SIZE", "CHARS", "CSV_COLUMNS",
@@ -46,8 +45,6 @@ SEQ_LEN = SIZE * SIZE
 CHARS = "# SGo"  # token id = index + 1; 0 is padding
 VOCAB_SIZE = len(CHARS) + 1
 PAD, WALL, OPEN, START, GOAL, PATH = range(VOCAB_SIZE)
-CSV_COLUMNS = ("source", "question", "answer", "rating")
-MAX_ERRORS_SHOWN = 20
 
 _CHAR_NAMES = "'#' wall, ' ' open, 'S' start, 'G' goal, 'o' path"
 _DISPLAY = np.frombuffer(("." + CHARS).encode("ascii"), dtype=np.uint8)  # token -> byte; PAD shows as '.'
@@ -492,39 +489,7 @@ def valid_shortest_path_batch(questions: np.ndarray, predictions: np.ndarray) ->
 # Reading files
 # ----------------------------------------------------------------------------------------------------------
 
-@dataclass
-class MazeRecords:
-    """Mazes read from a file (or generated), with what was rejected so nothing disappears silently.
-
-    `line_numbers` are 1-based file lines (-1 for generated mazes); `rejected` holds (line, reason) of the rows
-    left out with `skip_invalid`; `stats` holds generator figures such as the acceptance rate.
-    """
-
-    questions: np.ndarray
-    answers: np.ndarray | None
-    ratings: np.ndarray
-    sources: list[str]
-    line_numbers: np.ndarray
-    rejected: list[tuple[int, str]] = field(default_factory=list)
-    stats: dict[str, float] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.questions)
-
-
-def _check_file(path: str | Path) -> Path:
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"maze file not found: {p}" if not p.exists() else f"not a file: {p}")
-    return p
-
-
-def _read_text(p: Path) -> str:
-    """Decode strictly so that a binary or mis-encoded file is reported instead of read as garbage."""
-    try:
-        return p.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{p}: not UTF-8 text (byte {exc.start} cannot be decoded)") from exc
+MazeRecords = Records  # the name this module exports, like sudoku.SudokuRecords
 
 
 def _mazes_from_strings(texts: list[str], what: str, allow_path: bool) -> tuple[np.ndarray, list[str | None]]:
@@ -565,52 +530,6 @@ def _answer_reasons(q: np.ndarray, a: np.ndarray, parsed: np.ndarray) -> list[st
     return reasons
 
 
-def _parse_ratings(texts: list[str]) -> tuple[np.ndarray, list[str | None]]:
-    """Ratings are optional numbers; empty means unknown (nan), anything else non-numeric is an error."""
-    out = np.full(len(texts), np.nan)
-    reasons: list[str | None] = [None] * len(texts)
-    for i, t in enumerate(texts):
-        if t.strip():
-            try:
-                out[i] = float(t)
-            except ValueError:
-                reasons[i] = f"rating {t!r} is not a number"
-    return out, reasons
-
-
-def _merge(*reason_lists: list[str | None]) -> list[str | None]:
-    """Join the reasons of several checks per row; None where every check passed."""
-    merged: list[str | None] = []
-    for parts in zip(*reason_lists):
-        found = [p for p in parts if p]
-        merged.append("; ".join(found) if found else None)
-    return merged
-
-
-def _report(path: Path, bad: list[tuple[int, str]], skip_invalid: bool, *, skippable: bool = True) -> None:
-    """Raise one error listing the bad entries unless the caller chose to skip them."""
-    if not bad or skip_invalid:
-        return
-    shown = [f"  {path}:{line}: {reason}" for line, reason in bad[:MAX_ERRORS_SHOWN]]
-    if len(bad) > MAX_ERRORS_SHOWN:
-        shown.append(f"  ... and {len(bad) - MAX_ERRORS_SHOWN} more")
-    advice = ("Fix these, or skip them with skip_invalid=True (command line: --skip-invalid); skipped ones are "
-              "listed in the result." if skippable else "Fix these mazes.")
-    raise DataError(f"{path}: {len(bad)} invalid maze{'s' if len(bad) != 1 else ''}:\n" + "\n".join(shown)
-                    + "\n" + advice)
-
-
-def _records(p: Path, q: np.ndarray, a: np.ndarray | None, ratings: np.ndarray, sources: list[str],
-             lines: list[int], reasons: list[str | None], skip_invalid: bool) -> MazeRecords:
-    bad = [(ln, r) for ln, r in zip(lines, reasons) if r]
-    _report(p, bad, skip_invalid)
-    keep = np.array([r is None for r in reasons], dtype=bool)
-    return MazeRecords(
-        questions=q[keep], answers=None if a is None else a[keep], ratings=ratings[keep],
-        sources=[s for s, k in zip(sources, keep) if k], line_numbers=np.asarray(lines, dtype=np.int64)[keep],
-        rejected=bad)
-
-
 def read_csv(path: str | Path, *, skip_invalid: bool = False) -> MazeRecords:
     """Read a `source,question,answer,rating` file (the maze-30x30-hard format) and validate every row.
 
@@ -620,26 +539,15 @@ def read_csv(path: str | Path, *, skip_invalid: bool = False) -> MazeRecords:
     a shortest one. Bad rows raise one `DataError` listing them, or with `skip_invalid=True` are left out and
     listed in `rejected`.
     """
-    p = _check_file(path)
-    rows = list(csv.reader(io.StringIO(_read_text(p), newline="")))
-    if not rows:
-        raise DataError(f"{p}: file is empty, expected a header {','.join(CSV_COLUMNS)}")
-    header = [h.strip() for h in rows[0]]
-    if header != list(CSV_COLUMNS):
-        raise DataError(f"{p}: header is {','.join(header)!r}, expected the columns {','.join(CSV_COLUMNS)}")
-    data = [(i + 1, row) for i, row in enumerate(rows) if i > 0 and any(c.strip() for c in row)]
-    if not data:
-        raise DataError(f"{p}: no mazes after the header")
-    field_reasons = [None if len(r) == 4 else f"expected 4 fields ({','.join(CSV_COLUMNS)}), found {len(r)}"
-                     for _, r in data]
-    cols = [r if len(r) == 4 else ["", "", "", ""] for _, r in data]
+    p, text = read_text(path, "maze")
+    lines, cols, field_reasons = csv_rows(p, text, "mazes")
     q, q_reasons = _mazes_from_strings([c[1] for c in cols], "question", allow_path=False)
     a, a_reasons = _mazes_from_strings([c[2] for c in cols], "answer", allow_path=True)
-    ratings, r_reasons = _parse_ratings([c[3] for c in cols])
+    ratings, r_reasons = parse_ratings([c[3] for c in cols])
     parsed = np.array([qr is None and ar is None for qr, ar in zip(q_reasons, a_reasons)], dtype=bool)
     path_reasons = _answer_reasons(q, a, parsed)
-    reasons = [fr or m for fr, m in zip(field_reasons, _merge(q_reasons, a_reasons, r_reasons, path_reasons))]
-    return _records(p, q, a, ratings, [c[0] for c in cols], [ln for ln, _ in data], reasons, skip_invalid)
+    reasons = [fr or m for fr, m in zip(field_reasons, merge(q_reasons, a_reasons, r_reasons, path_reasons))]
+    return select(p, q, a, ratings, [c[0] for c in cols], lines, reasons, skip_invalid, "maze")
 
 
 def _maze_blocks(text: str) -> list[tuple[int, str]]:
@@ -676,15 +584,15 @@ def read_mazes(path: str | Path) -> np.ndarray:
     """Questions (N, 900) from a plain text file: one or more mazes, each one 900-character line or 30 lines of
     30, separated by blank lines. This is for mazes a person hands to `solve`, so nothing is skipped: malformed
     or unsolvable mazes raise one `DataError` naming each by its first line."""
-    p = _check_file(path)
-    blocks = _maze_blocks(_read_text(p))
+    p, text = read_text(path, "maze")
+    blocks = _maze_blocks(text)
     if not blocks:
         raise DataError(f"{p}: no mazes (the file is empty or blank)")
     q, reasons = _mazes_from_strings([t for _, t in blocks], "", allow_path=False)
     parsed = np.nonzero([r is None for r in reasons])[0]
     for i in parsed[shortest_path_length_batch(q[parsed]) < 0]:
         reasons[i] = "G cannot be reached from S"
-    _report(p, [(line, r) for (line, _), r in zip(blocks, reasons) if r], False, skippable=False)
+    report(p, [(line, r) for (line, _), r in zip(blocks, reasons) if r], False, "maze", skippable=False)
     return q
 
 

@@ -9,15 +9,15 @@ Only numpy and the standard library are used here, so data preparation does not 
 
 from __future__ import annotations
 
-import csv
 import itertools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from recursia.errors import ConfigError, DataError, PuzzleError
+from recursia.tasks.records import CSV_COLUMNS, Records, csv_rows, merge, parse_ratings, read_text, select
 
 __all__ = [
     "SEQ_LEN", "VOCAB_SIZE", "CSV_COLUMNS",
@@ -33,8 +33,6 @@ __all__ = [
 
 SEQ_LEN = 81
 VOCAB_SIZE = 11  # 0 = PAD, 1 = blank, 2..10 = digits 1..9
-CSV_COLUMNS = ("source", "question", "answer", "rating")
-MAX_ERRORS_SHOWN = 20
 
 # ----------------------------------------------------------------------------------------------------------
 # Unit tables, shared by the vectorised checks, the invariants and the deduction rounds.
@@ -186,37 +184,7 @@ def _has_conflict_batch(grids: np.ndarray, chunk: int = 65536) -> np.ndarray:
 # Reading files
 # ----------------------------------------------------------------------------------------------------------
 
-@dataclass
-class SudokuRecords:
-    """Puzzles read from a file (or generated), with what was rejected so nothing disappears silently.
-
-    `line_numbers` are 1-based file lines (-1 for generated puzzles); `rejected` holds (line, reason).
-    """
-
-    questions: np.ndarray
-    answers: np.ndarray | None
-    ratings: np.ndarray
-    sources: list[str]
-    line_numbers: np.ndarray
-    rejected: list[tuple[int, str]] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.questions)
-
-
-def _check_file(path: str | Path) -> Path:
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"sudoku file not found: {p}" if not p.exists() else f"not a file: {p}")
-    return p
-
-
-def _read_text(p: Path) -> str:
-    """Decode strictly so that a binary or mis-encoded file is reported instead of read as garbage."""
-    try:
-        return p.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{p}: not UTF-8 text (byte {exc.start} cannot be decoded)") from exc
+SudokuRecords = Records  # the name this module has always exported
 
 
 def _grids_from_strings(texts: list[str], what: str) -> tuple[np.ndarray, list[str | None]]:
@@ -235,32 +203,11 @@ def _grids_from_strings(texts: list[str], what: str) -> tuple[np.ndarray, list[s
     return grids, reasons
 
 
-def _report(path: Path, bad: list[tuple[int, str]], skip_invalid: bool) -> None:
-    """Raise one error listing the bad rows unless the caller chose to skip them."""
-    if not bad or skip_invalid:
-        return
-    shown = [f"  {path}:{line}: {reason}" for line, reason in bad[:MAX_ERRORS_SHOWN]]
-    if len(bad) > MAX_ERRORS_SHOWN:
-        shown.append(f"  ... and {len(bad) - MAX_ERRORS_SHOWN} more")
-    raise DataError(f"{path}: {len(bad)} invalid puzzle row{'s' if len(bad) != 1 else ''}:\n" + "\n".join(shown)
-                    + "\nFix these rows, or skip them with skip_invalid=True (command line: --skip-invalid); "
-                      "skipped rows are listed in the result.")
-
-
 def _question_reasons(questions: np.ndarray, reasons: list[str | None]) -> None:
     """Add the clue-conflict reason to parsed questions that repeat a digit in a unit."""
     parsed = np.array([r is None for r in reasons], dtype=bool)
     for i in np.nonzero(parsed & _has_conflict_batch(questions))[0]:
         reasons[i] = "question has conflicting clues: " + "; ".join(_unit_duplicates(questions[i]))
-
-
-def _merge(*reason_lists: list[str | None]) -> list[str | None]:
-    """Join the reasons of several checks per row; None where every check passed."""
-    merged: list[str | None] = []
-    for parts in zip(*reason_lists):
-        found = [p for p in parts if p]
-        merged.append("; ".join(found) if found else None)
-    return merged
 
 
 def read_csv(path: str | Path, *, skip_invalid: bool = False) -> SudokuRecords:
@@ -270,54 +217,19 @@ def read_csv(path: str | Path, *, skip_invalid: bool = False) -> SudokuRecords:
     complete grid keeping every clue. Bad rows raise one `DataError` listing them, or with
     `skip_invalid=True` are left out and listed in `rejected`.
     """
-    p = _check_file(path)
-    rows = list(csv.reader(_read_text(p).splitlines()))
-    if not rows:
-        raise DataError(f"{p}: file is empty, expected a header {','.join(CSV_COLUMNS)}")
-    header = [h.strip() for h in rows[0]]
-    if header != list(CSV_COLUMNS):
-        raise DataError(f"{p}: header is {','.join(header)!r}, expected the columns {','.join(CSV_COLUMNS)}")
-    data = [(i + 1, row) for i, row in enumerate(rows) if i > 0 and any(c.strip() for c in row)]
-    if not data:
-        raise DataError(f"{p}: no puzzles after the header")
-    field_reasons = [None if len(r) == 4 else f"expected 4 fields ({','.join(CSV_COLUMNS)}), found {len(r)}"
-                     for _, r in data]
-    cols = [r if len(r) == 4 else ["", "", "", ""] for _, r in data]
+    p, text = read_text(path, "sudoku")
+    lines, cols, field_reasons = csv_rows(p, text, "puzzles")
     q, q_reasons = _grids_from_strings([c[1].strip() for c in cols], "question")
     a, a_reasons = _grids_from_strings([c[2].strip() for c in cols], "answer")
     _question_reasons(q, q_reasons)
-    ratings, r_reasons = _parse_ratings([c[3] for c in cols])
+    ratings, r_reasons = parse_ratings([c[3] for c in cols])
     ok_grids = np.array([qr is None and ar is None for qr, ar in zip(q_reasons, a_reasons)], dtype=bool)
     bad_answer = ok_grids & ~consistent_batch(q, a)
-    ans_reasons: list[str | None] = [None] * len(data)
+    ans_reasons: list[str | None] = [None] * len(cols)
     for i in np.nonzero(bad_answer)[0]:
         ans_reasons[i] = "; ".join(check_answer(q[i], a[i]))
-    reasons = [fr or m for fr, m in zip(field_reasons, _merge(q_reasons, a_reasons, r_reasons, ans_reasons))]
-    return _records(p, q, a, ratings, [c[0] for c in cols], [ln for ln, _ in data], reasons, skip_invalid)
-
-
-def _parse_ratings(texts: list[str]) -> tuple[np.ndarray, list[str | None]]:
-    """Ratings are optional numbers; empty means unknown (nan), anything else non-numeric is an error."""
-    out = np.full(len(texts), np.nan)
-    reasons: list[str | None] = [None] * len(texts)
-    for i, t in enumerate(texts):
-        if t.strip():
-            try:
-                out[i] = float(t)
-            except ValueError:
-                reasons[i] = f"rating {t!r} is not a number"
-    return out, reasons
-
-
-def _records(p: Path, q: np.ndarray, a: np.ndarray | None, ratings: np.ndarray, sources: list[str],
-             lines: list[int], reasons: list[str | None], skip_invalid: bool) -> SudokuRecords:
-    bad = [(ln, r) for ln, r in zip(lines, reasons) if r]
-    _report(p, bad, skip_invalid)
-    keep = np.array([r is None for r in reasons], dtype=bool)
-    return SudokuRecords(
-        questions=q[keep], answers=None if a is None else a[keep], ratings=ratings[keep],
-        sources=[s for s, k in zip(sources, keep) if k], line_numbers=np.asarray(lines, dtype=np.int64)[keep],
-        rejected=bad)
+    reasons = [fr or m for fr, m in zip(field_reasons, merge(q_reasons, a_reasons, r_reasons, ans_reasons))]
+    return select(p, q, a, ratings, [c[0] for c in cols], lines, reasons, skip_invalid, "puzzle row")
 
 
 def read_lines(path: str | Path, *, skip_invalid: bool = False) -> SudokuRecords:
@@ -326,18 +238,18 @@ def read_lines(path: str | Path, *, skip_invalid: bool = False) -> SudokuRecords
     Only the first whitespace-separated field of a line is the puzzle, so files that append a rating or a
     note after it still read. Questions with conflicting clues are errors; `answers` is None.
     """
-    p = _check_file(path)
+    p, text = read_text(path, "sudoku")
     data = []
-    for number, line in enumerate(_read_text(p).splitlines(), start=1):
-        text = line.strip()
-        if text and not text.startswith("#"):
-            data.append((number, text.split()[0]))
+    for number, line in enumerate(text.splitlines(), start=1):
+        entry = line.strip()
+        if entry and not entry.startswith("#"):
+            data.append((number, entry.split()[0]))
     if not data:
         raise DataError(f"{p}: no puzzles (only comments or blank lines)")
     q, reasons = _grids_from_strings([t for _, t in data], "")
     _question_reasons(q, reasons)
-    return _records(p, q, None, np.full(len(data), np.nan), [p.name] * len(data), [n for n, _ in data],
-                    reasons, skip_invalid)
+    return select(p, q, None, np.full(len(data), np.nan), [p.name] * len(data), [n for n, _ in data],
+                  reasons, skip_invalid, "puzzle row")
 
 
 # ----------------------------------------------------------------------------------------------------------
