@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from recursia.halting import HaltRule, run
+from recursia.halting import HaltRule, run, stop_steps
 from recursia.model import TaskSpec, build_model
-from recursia.supervision import DeepSupervision, Examples, halting_step, rollout
+from recursia.supervision import DeepSupervision, Examples, rollout
 
 from conftest import tiny_model_config
 
@@ -107,7 +107,7 @@ def test_rollout_and_halting_step():
     inputs = torch.randint(1, 11, (3, 81))
     rec = rollout(model, inputs, torch.zeros(3, dtype=torch.int32))
     assert len(rec.predictions) == 4
-    assert torch.equal(halting_step(rec), torch.zeros(3, dtype=torch.long))
+    assert torch.equal(stop_steps(HaltRule(learned=True), rec), torch.zeros(3, dtype=torch.long))
     short, stopped = run(model, inputs, torch.zeros(3, dtype=torch.int32), HaltRule(learned=True))
     assert len(short.predictions) == 1 and stopped.tolist() == [0, 0, 0]
     assert torch.equal(short.predictions[0], rec.predictions[0])

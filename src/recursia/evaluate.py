@@ -20,11 +20,13 @@ import torch
 from tqdm import tqdm
 
 from .dataset import Split
-from .halting import HaltRule, summarise, tradeoff
+from .halting import HaltRule, stop_steps, summarise, tradeoff
 from .losses import IGNORE
 from .model import RecursiveModel
-from .supervision import halting_step, rollout
+from .supervision import rollout
 
+
+LEARNED = HaltRule(learned=True)  # the model's own halting rule: the early_halting reading
 
 TaskMetrics = Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]  # (inputs, predictions) -> per-example
 
@@ -68,7 +70,7 @@ def evaluate(model: RecursiveModel, split: Split, batch_size: int = 256, max_exa
         cell = right.float() / count
         exact_by_step += exact.double().sum(1).cpu()
         cell_by_step += cell.double().sum(1).cpu()
-        h = halting_step(rec)  # (B,)
+        h = stop_steps(LEARNED, rec)  # (B,) the step where the model's own rule halts each example
         cols = torch.arange(h.shape[0], device=h.device)
         sums["early_exact"] += exact[h, cols].double().sum().item()
         sums["early_cell"] += cell[h, cols].double().sum().item()

@@ -206,16 +206,3 @@ def rollout(model: RecursiveModel, inputs: torch.Tensor, puzzle_ids: torch.Tenso
             on_step(rec)
     return rec
 
-
-def halting_step(rec: Rollout) -> torch.Tensor:
-    """Index (0-based) of the step at which each example halts: the first step whose learned rule fired, or
-    the last step run."""
-    n = len(rec.predictions)
-    b = rec.predictions[0].shape[0]
-    device = rec.predictions[0].device
-    if rec.halt[0] is None:
-        return torch.full((b,), n - 1, dtype=torch.long, device=device)
-    fired = torch.stack(rec.halt)  # (n, B)
-    fired[-1] = True
-    return fired.float().argmax(0)
-
