@@ -147,7 +147,8 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     lines.append("exact_accuracy_by_step: " + " ".join(f"{v:.3f}" for v in by))
     if "halting_tradeoff" in result:
         lines.append("inference-time halting (rule: exact accuracy, mean steps):")
-        lines += [f"  {r['rule']:>24}: {r['exact_accuracy']:.4f}  {r['mean_steps']:.2f}" for r in result["halting_tradeoff"]]
+        lines += [f"  {r['rule']:>24}: {r['exact_accuracy']:.4f}  {r['mean_steps']:.2f}"
+                  for r in result["halting_tradeoff"]]
     if "arc" in result:
         a = result["arc"]
         if "pass@2" in a:

@@ -774,8 +774,8 @@ def generate(count: int, *, seed: int, min_path: int = 110, wall_range: tuple[in
       `_MATCHED_POOL` x `count` mazes by the "far" rule, then keeps `count` of them, sampled without
       replacement with weight |far cells| / |open cells other than S|, the ratio of the two rules'
       probabilities (a maze drawn twice has its weights added). About 5 times the "far" rule's time: 1000
-      mazes took 74 s on one core (docs/benchmarks.md). Path lengths: mean 114.4 and median 113 over 1000 mazes, against
-      115.1 and 113 in the official training set.
+      mazes took 74 s on one core (docs/benchmarks.md). Path lengths: mean 114.4 and median 113 over 1000
+      mazes, against 115.1 and 113 in the official training set.
 
     Rejection favours dense mazes (long detours), so accepted wall counts are not uniform over `wall_range`.
     Labels follow `bfs_label`; ratings are path lengths. No question repeats within one call. Under "far" and "open"
