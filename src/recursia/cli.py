@@ -18,6 +18,10 @@ data_app = typer.Typer(add_completion=False, no_args_is_help=True,
                        help="Build, generate, hold out and download data sets.")
 app.add_typer(data_app, name="data")
 
+from .code.cli import code_app  # noqa: E402  (light: imports nothing heavy at module level)
+
+app.add_typer(code_app, name="code")
+
 
 def _fail(message: str, code: int = 2) -> None:
     typer.echo(f"error: {message}", err=True)

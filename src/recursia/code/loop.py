@@ -1,0 +1,343 @@
+"""The refinement loop: TRM's recursion with a language model as the network and execution as the supervision.
+
+State, in the papers' names:
+
+- x, the task: prompt, signature and visible tests (fixed);
+- y, the answer: the current program and its visible-test results;
+- z, the reasoning record: attempts so far with their error signatures, the latest diagnosis and the
+  approaches already ruled out, bounded so that prompts stay short.
+
+One supervision step runs T cycles of `reason(x, y, z) -> z` (n times) and `refine(y, z) -> y`, then runs the
+visible tests: N_sup steps of execution feedback, n reason updates per rewrite, exactly as T, n and N_sup
+mean for the puzzle models. The step's calls are T * (n + 1). Depth 0 is the first program, from x alone.
+
+The only success signal is running the code: a reply saying "done" or "fixed" counts for nothing. The
+submitted program is the best seen so far (most visible tests passed, earliest on ties), so a later
+regression is reverted rather than submitted. Hidden tests are never run here (see `evaluate.py`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import asdict, dataclass, field
+
+from ..errors import ConfigError
+from . import prompts
+from .backends import Backend, BackendError
+from .extract import extract_program, normalized
+from .sandbox import Limits, execute
+
+UNUSABLE = "unusable reply"
+
+
+@dataclass(frozen=True)
+class CodeHaltRule:
+    """When to stop refining a task, composable like the puzzle models' `--halt`: the first condition that
+    holds stops the loop. `depth` is N_sup and always applies.
+
+    - `pass`: every visible test passes (the only success signal);
+    - `stuck=k`: the same error signature k times in a row, or a program already tried (normalised);
+    - `tokens=N`, `seconds=S`: a budget for the task (checked before each step);
+    - `agree=k`: the last k programs behave identically on the probe calls (the entry point's calls in the
+      visible tests and the prompt's examples) and none fails a visible test.
+    """
+
+    passed: bool = True
+    stuck: int | None = None
+    tokens: int | None = None
+    seconds: float | None = None
+    agree: int | None = None
+
+    @staticmethod
+    def parse(text: str) -> "CodeHaltRule":
+        text = text.strip().lower()
+        if text in ("", "depth", "none"):
+            return CodeHaltRule(passed=False)
+        kw: dict = {"passed": False}
+        for part in text.split(","):
+            key, _, value = part.strip().partition("=")
+            try:
+                if key == "pass" and not value:
+                    kw["passed"] = True
+                elif key in ("stuck", "agree", "tokens"):
+                    kw[key] = int(value)
+                    if kw[key] < 1:
+                        raise ValueError
+                elif key == "seconds":
+                    kw[key] = float(value)
+                    if not kw[key] > 0:
+                        raise ValueError
+                else:
+                    raise KeyError
+            except (KeyError, ValueError):
+                raise ConfigError(f"halting rule {text!r}: cannot read {part.strip()!r}; use conditions like "
+                                  "'pass', 'stuck=2', 'tokens=4000', 'seconds=60', 'agree=2' joined by commas, "
+                                  "or 'depth' (always run N_sup steps)") from None
+        return CodeHaltRule(**kw)
+
+    def __str__(self) -> str:
+        parts = ["pass"] if self.passed else []
+        parts += [f"{k}={getattr(self, k):g}" for k in ("stuck", "tokens", "seconds", "agree")
+                  if getattr(self, k) is not None]
+        return ",".join(parts) or "depth"
+
+
+@dataclass
+class LoopConfig:
+    N_sup: int = 4                # rewrites with execution feedback (the depth K)
+    n: int = 1                    # reason updates per rewrite (0: z holds only the execution feedback)
+    T: int = 1                    # reason/refine cycles per supervision step; tests run after the last
+    refine_sees_x: bool = False   # TRM's y = net(y, z) does not see x
+    halt: CodeHaltRule = field(default_factory=lambda: CodeHaltRule(passed=True, stuck=2))
+    temperature: float = 0.0      # of the first program (greedy: the usual pass@1)
+    refine_temperature: float = 0.7
+    z_attempts: int = 3           # attempts summarised in z
+    limits: Limits = field(default_factory=Limits)
+
+    def validate(self) -> "LoopConfig":
+        for name, low in (("N_sup", 0), ("n", 0), ("T", 1), ("z_attempts", 1)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"code loop {name}={getattr(self, name)} must be >= {low}")
+        for name in ("temperature", "refine_temperature"):
+            if not 0.0 <= getattr(self, name) <= 2.0:
+                raise ConfigError(f"code loop {name}={getattr(self, name)} must lie in [0, 2]")
+        return self
+
+
+@dataclass
+class Attempt:
+    """One y: the program after a supervision step, and what running its visible tests showed."""
+
+    depth: int
+    program: str | None
+    signature: str
+    visible_passed: int
+    visible_total: int
+    result: dict | None
+    probes: list[str] | None = None
+    diagnosis: str = ""
+    calls: int = 0                  # model calls spent on the task when this program was produced
+
+    @property
+    def sha(self) -> str | None:
+        return None if self.program is None else hashlib.sha256(normalized(self.program).encode()).hexdigest()[:16]
+
+    @property
+    def visible_ok(self) -> bool:
+        return self.program is not None and self.visible_passed == self.visible_total
+
+    def score(self) -> tuple[int, int]:
+        """Best-so-far order: more visible tests passed, then a program that at least runs."""
+        runs = self.result is not None and self.result["status"] == "ok"
+        return (self.visible_passed if self.program is not None else -1, int(runs))
+
+
+@dataclass
+class Reasoning:
+    """z: bounded memory of the attempts (signature, tests passed, diagnosis) and what is ruled out."""
+
+    attempts: list[dict] = field(default_factory=list)
+    diagnosis: str = ""
+    ruled_out: list[str] = field(default_factory=list)
+
+    def note(self, a: Attempt, keep: int) -> None:
+        self.attempts.append({"depth": a.depth, "signature": a.signature,
+                              "passed": f"{a.visible_passed}/{a.visible_total}", "diagnosis": a.diagnosis})
+        self.attempts = self.attempts[-keep:]
+        if a.program is not None and a.signature != "ok":
+            first = next((ln.strip() for ln in (a.program.splitlines()) if ln.strip() and not ln.startswith(
+                ("import", "from", "def ", "#", '"""', "'''")) and not ln.strip().startswith(('"""', "'''", "#"))), "")
+            entry = f"{a.signature} (program starting {first[:60]!r})"
+            if entry not in self.ruled_out:
+                self.ruled_out = (self.ruled_out + [entry])[-keep:]
+
+    def render(self) -> str:
+        lines = [f"Diagnosis: {self.diagnosis}"] if self.diagnosis else []
+        if len(self.attempts) > 1:
+            lines.append("Earlier attempts: " + "; ".join(
+                f"depth {a['depth']}: {a['signature']} ({a['passed']} visible tests)" for a in self.attempts[:-1]))
+        if self.ruled_out:
+            lines.append("Ruled out: " + "; ".join(self.ruled_out))
+        return "\n".join(lines)
+
+
+@dataclass
+class LoopResult:
+    attempts: list[Attempt]
+    halt_reason: str
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    errors: list[str]                 # backend errors met (the task goes on or stops with "backend error")
+    best: list[int]                   # best-so-far attempt index at each depth 0..N_sup (halted: repeated)
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def submission(self, depth: int | None = None) -> Attempt:
+        i = self.best[-1] if depth is None else self.best[min(depth, len(self.best) - 1)]
+        return self.attempts[i]
+
+    def to_dict(self) -> dict:
+        return {"attempts": [asdict(a) | {"sha": a.sha} for a in self.attempts], "halt_reason": self.halt_reason,
+                "calls": self.calls, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "seconds": round(self.seconds, 3),
+                "errors": self.errors, "best": self.best}
+
+
+def shown_tests(task) -> list[str]:
+    """The loop's tests as a prompt shows them: "the entry point exists", then the task's visible tests."""
+    return [f"assert callable({task.entry_point}), 'the program does not define {task.entry_point}'"] + list(
+        task.visible_tests)
+
+
+def visible_suite(task) -> list[str]:
+    """The loop's tests as they run: `shown_tests`, rewritten to say what a failing call returned. Pass/fail is
+    the same as the task's own tests."""
+    return [prompts.explain_asserts(t) for t in shown_tests(task)]
+
+
+def probe_calls(task, limit: int = 6) -> list[str]:
+    """Calls of the entry point found in the visible tests and the prompt, for the `agree` rule."""
+    import ast
+
+    found: list[str] = []
+    pattern = re.compile(rf"\b{re.escape(task.entry_point)}\s*\(")
+    for text in list(task.visible_tests) + [task.prompt]:
+        for m in pattern.finditer(text):
+            depth, end = 0, None
+            for j in range(m.end() - 1, min(len(text), m.end() + 400)):
+                depth += {"(": 1, ")": -1}.get(text[j], 0)
+                if depth == 0:
+                    end = j + 1
+                    break
+            if end is None:
+                continue
+            call = text[m.start():end]
+            try:
+                ast.parse(call, mode="eval")
+            except SyntaxError:
+                continue
+            if call not in found:
+                found.append(call)
+    return found[:limit]
+
+
+def _probe_tests(calls: list[str]) -> list[str]:
+    # The value travels back as the message of a deliberate AssertionError: the sandbox's result channel
+    # carries messages, so no stdout parsing (which a program could fake) is needed.
+    return [f"raise AssertionError('probe:' + repr({c})[:200])" for c in calls]
+
+
+class Refiner:
+    """Runs the loop for one task with one backend. Calls go through `_call`, which counts calls and tokens."""
+
+    def __init__(self, backend: Backend, cfg: LoopConfig):
+        self.backend, self.cfg = backend, cfg.validate()
+
+    def _call(self, res: LoopResult, prompt, temperature: float, seed: int) -> str | None:
+        try:
+            reply = self.backend.generate(prompt, temperature=temperature, seed=seed)
+        except BackendError as e:
+            res.errors.append(str(e))
+            return None
+        res.calls += 1
+        res.prompt_tokens += reply.prompt_tokens
+        res.completion_tokens += reply.completion_tokens
+        return reply.text
+
+    def _run(self, task, program: str | None, depth: int, probes: list[str]) -> Attempt:
+        suite = visible_suite(task)
+        if program is None:
+            return Attempt(depth, None, UNUSABLE, 0, len(suite), None)
+        r = execute(program, suite, task.setup, self.cfg.limits)
+        probe_out = None
+        if probes and self.cfg.halt.agree:
+            pr = execute(program, _probe_tests(probes), task.setup, self.cfg.limits)
+            probe_out = [t.message if t.error_type == "AssertionError" else t.error_type for t in pr.tests]
+        return Attempt(depth, program, r.signature(), r.passed, len(suite), r.to_dict(), probe_out)
+
+    def generate(self, task, res: LoopResult, temperature: float, seed: int) -> tuple[str | None, bool]:
+        """One independent sample from x alone (depth 0, and the equal-budget baseline's draws): (program or
+        None, whether the backend failed)."""
+        prompt, prefix = prompts.initial(task, self.backend.mode)
+        text = self._call(res, prompt, temperature, seed)
+        return (None, True) if text is None else (extract_program(text, task.entry_point, prefix), False)
+
+    def solve(self, task, seed: int = 0) -> LoopResult:
+        cfg, mode = self.cfg, self.backend.mode
+        start = time.perf_counter()
+        res = LoopResult([], "", 0, 0, 0, 0.0, [], [])
+        probes = probe_calls(task) if cfg.halt.agree else []
+        shown = shown_tests(task)
+        call = 0
+        program, failed = self.generate(task, res, cfg.temperature, seed * 1000 + call)
+        call += 1
+        y = self._run(task, program, 0, probes)
+        y.calls = res.calls
+        res.attempts.append(y)
+        res.best.append(0)
+        z = Reasoning()
+        z.note(y, cfg.z_attempts)
+        reason = "backend error" if failed else self._halt(res, start)
+        for depth in range(1, cfg.N_sup + 1):
+            if reason:
+                break
+            current = res.submission() if res.submission().program is not None else y
+            base, failed, new = current.program or "", False, None
+            for _ in range(cfg.T):
+                fb = prompts.feedback(current.result, shown)
+                for _ in range(cfg.n):
+                    text = self._call(res, prompts.reason(task, base, fb, z.render(), mode),
+                                      cfg.refine_temperature, seed * 1000 + call)
+                    call += 1
+                    if text is not None:
+                        z.diagnosis = " ".join(text.split())[:400]
+                prompt, prefix = prompts.refine(task, base, fb, z.render(), mode, cfg.refine_sees_x)
+                text = self._call(res, prompt, cfg.refine_temperature, seed * 1000 + call)
+                call += 1
+                failed = failed or text is None
+                new = None if text is None else extract_program(text, task.entry_point, prefix)
+                base = new or base
+            if failed:  # retried by the backend already: record it and stop this task, the run goes on
+                reason = "backend error"
+                break
+            y = self._run(task, new, depth, probes)
+            y.diagnosis, y.calls = z.diagnosis, res.calls
+            res.attempts.append(y)
+            best = res.best[-1]
+            if y.score() > res.attempts[best].score():
+                best = len(res.attempts) - 1
+            res.best.append(best)
+            z.note(y, cfg.z_attempts)
+            reason = self._halt(res, start)
+        res.halt_reason = reason or "depth"
+        res.best += [res.best[-1]] * (cfg.N_sup + 1 - len(res.best))
+        res.seconds = time.perf_counter() - start
+        return res
+
+    def _halt(self, res: LoopResult, start: float) -> str:
+        """Why to stop after the latest attempt ("" to go on). Execution decides; nothing the model says does."""
+        rule, attempts = self.cfg.halt, res.attempts
+        last = attempts[-1]
+        if rule.passed and last.visible_ok:
+            return "pass"
+        if rule.stuck:
+            sigs = [a.signature for a in attempts[-rule.stuck:]]
+            if len(attempts) >= rule.stuck and len(set(sigs)) == 1 and sigs[0] != "ok":
+                return "stuck: same error"
+            if len(attempts) > 1 and last.sha is not None and last.sha in {a.sha for a in attempts[:-1]}:
+                return "stuck: repeated program"
+        if rule.agree and len(attempts) >= rule.agree:
+            recent = attempts[-rule.agree:]
+            if all(a.visible_ok and a.probes for a in recent) and all(a.probes == recent[0].probes for a in recent):
+                return "agree"
+        if rule.tokens and res.tokens >= rule.tokens:
+            return "tokens"
+        if rule.seconds and time.perf_counter() - start >= rule.seconds:
+            return "seconds"
+        return ""

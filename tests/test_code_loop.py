@@ -1,0 +1,203 @@
+"""The refinement loop's mechanics: code extraction, prompts, halting rules, best-so-far, budgets, statistics.
+
+The loop's logic is driven here by a scripted backend (fixed replies, in order) so that each rule can be
+checked exactly; the programs it returns still run in the real sandbox. The loop against a real model is in
+tests/test_code_llm.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from recursia.code.backends import Backend, BackendError, Reply
+from recursia.code.extract import extract_program, longest_parsing_prefix, normalized
+from recursia.code.loop import CodeHaltRule, LoopConfig, Refiner, probe_calls
+from recursia.code.prompts import explain_asserts, head_of
+from recursia.code.stats import mcnemar, wilson
+from recursia.code.tasks import CodeTask
+from recursia.errors import ConfigError
+
+TASK = CodeTask(task_id="t/1", benchmark="unit", prompt="Write add(a, b) returning the sum.", entry_point="add",
+                visible_tests=("assert add(1, 2) == 3",), hidden_tests=("assert add(1, 2) == 3\nassert add(-1, 1) == 0",))
+RIGHT = "```python\ndef add(a, b):\n    return a + b\n```"
+WRONG = "```python\ndef add(a, b):\n    return a - b\n```"
+WRONG2 = "```python\ndef add(a, b):\n    return a * b\n```"
+
+
+class Script(Backend):
+    """Replies in order; a reply that is an exception instance is raised instead."""
+
+    def __init__(self, replies):
+        super().__init__(mode="chat")
+        self.replies, self.prompts = list(replies), []
+
+    @property
+    def name(self) -> str:
+        return "script"
+
+    def generate(self, prompt, temperature=None, seed=None):
+        self.prompts.append(prompt)
+        r = self.replies.pop(0)
+        if isinstance(r, Exception):
+            raise r
+        return Reply(r, 10, 5, 0.0)
+
+
+# ---------------------------------------------------------------------------------------------------- extract
+def test_extract_fenced_bare_prose_and_continuation():
+    assert extract_program("Sure! Here it is:\n" + RIGHT + "\nHope this helps.", "add") == \
+        "def add(a, b):\n    return a + b\n"
+    two = "```python\ndef helper():\n    pass\n```\nand\n```python\ndef add(a, b):\n    return a+b\n```"
+    assert "def add" in extract_program(two, "add")
+    bare = "The function is below.\ndef add(a, b):\n    return a + b\nThis adds the numbers."
+    assert extract_program(bare, "add") == "def add(a, b):\n    return a + b\n"
+    prefix = 'def add(a, b):\n    """Sum."""\n'
+    assert extract_program("    return a + b\n", "add", prefix) == prefix + "    return a + b\n"
+    assert extract_program("I cannot help with that.", "add") is None
+    assert extract_program(RIGHT, "sub") is None  # defines the wrong function: unusable
+    cut = "```python\ndef add(a, b):\n    return a + b\n\ndef more(x):\n    return (x +"  # hit the token limit
+    assert extract_program(cut, "add") == "def add(a, b):\n    return a + b\n"
+
+
+def test_longest_parsing_prefix_and_normalized():
+    assert longest_parsing_prefix("x = 1\ny = (") == "x = 1\n"
+    a = 'def f(x):\n    """doc"""\n    # comment\n    return x+1\n'
+    b = "def f(x):\n    return x + 1\n"
+    assert normalized(a) == normalized(b)
+    assert normalized(b) != normalized("def f(x):\n    return x + 2\n")
+
+
+def test_explain_asserts_keeps_the_verdict_and_shows_the_value():
+    from recursia.code.sandbox import execute
+
+    t = explain_asserts("assert add(1, 2) == 3")
+    r = execute("def add(a, b):\n    return a - b\n", [t])
+    assert not r.tests[0].passed and "returned -1" in r.tests[0].message and "expected 3" in r.tests[0].message
+    assert execute("def add(a, b):\n    return a + b\n", [t]).all_passed
+    assert explain_asserts("assert ok(), 'given'") == "assert ok(), 'given'"  # a message of its own is kept
+
+
+def test_head_of_is_derived_from_the_program():
+    prog = 'import math\n\ndef f(x):\n    """Doc."""\n    return x\n'
+    assert head_of(prog, "f") == 'import math\n\ndef f(x):\n    """Doc."""\n'
+
+
+def test_probe_calls_from_tests_and_prompt():
+    task = CodeTask(task_id="p", benchmark="unit", prompt="f(3) == 9 and for example f([1, (2)]) is fine",
+                    entry_point="f", visible_tests=("assert f(2) == 4",), hidden_tests=())
+    assert probe_calls(task) == ["f(2)", "f(3)", "f([1, (2)])"]
+
+
+# ---------------------------------------------------------------------------------------------------- halting
+def test_halt_rule_parse_and_errors():
+    r = CodeHaltRule.parse("pass,stuck=2,tokens=4000,seconds=30,agree=2")
+    assert (r.passed, r.stuck, r.tokens, r.seconds, r.agree) == (True, 2, 4000, 30.0, 2)
+    assert str(r) == "pass,stuck=2,tokens=4000,seconds=30,agree=2"
+    assert CodeHaltRule.parse("depth") == CodeHaltRule(passed=False)
+    for bad in ("stuck=0", "pass=1", "foo", "seconds=-1"):
+        with pytest.raises(ConfigError, match="cannot read"):
+            CodeHaltRule.parse(bad)
+
+
+def _solve(replies, **cfg):
+    backend = Script(replies)
+    cfg.setdefault("n", 0)
+    return Refiner(backend, LoopConfig(**cfg)).solve(TASK), backend
+
+
+def test_pass_at_depth_zero_halts_at_once():
+    res, b = _solve([RIGHT], N_sup=4)
+    assert res.halt_reason == "pass" and res.calls == 1 and len(res.attempts) == 1
+    assert res.best == [0] * 5 and res.submission().visible_ok
+
+
+def test_wrong_then_right_and_the_feedback_reaches_the_prompt():
+    res, b = _solve([WRONG, RIGHT], N_sup=4, halt=CodeHaltRule(passed=True))
+    assert res.halt_reason == "pass" and [a.visible_ok for a in res.attempts] == [False, True]
+    assert res.best == [0, 1, 1, 1, 1]
+    refine_prompt = b.prompts[1].messages[-1]["content"]
+    assert "returned -1, expected 3" in refine_prompt and "a - b" in refine_prompt
+    assert "Write add" not in refine_prompt  # refine does not see x by default
+    res2, b2 = _solve([WRONG, RIGHT], N_sup=2, refine_sees_x=True)
+    assert "Write add" in b2.prompts[1].messages[-1]["content"]
+
+
+def test_reason_calls_count_and_diagnosis_goes_into_z():
+    res, b = _solve([WRONG, "It subtracts instead of adding.", RIGHT], N_sup=3, n=1)
+    assert res.calls == 3 and res.halt_reason == "pass"
+    assert "It subtracts instead of adding." in b.prompts[2].messages[-1]["content"]
+    assert res.attempts[1].diagnosis == "It subtracts instead of adding."
+
+
+def test_regression_is_reverted_not_submitted():
+    # depth 1 breaks the program completely (syntax error); best-so-far stays at the depth-0 program, which
+    # passes the structural test but not the visible one, and the depth-2 rewrite starts again from it.
+    partial = "```python\ndef add(a, b):\n    return a - b\n```"
+    broken = "```python\ndef add(a, b):\n    return (\n```"
+    res, b = _solve([partial, broken, WRONG2], N_sup=2, halt=CodeHaltRule(passed=True))
+    assert res.attempts[1].program is None or res.attempts[1].signature != "ok"
+    assert res.best == [0, 0, 0]
+    assert "a - b" in b.prompts[2].messages[-1]["content"]
+
+
+def test_stuck_same_error_and_repeated_program():
+    res, _ = _solve([WRONG, WRONG2, WRONG2], N_sup=5, halt=CodeHaltRule(passed=True, stuck=2))
+    assert res.halt_reason.startswith("stuck") and len(res.attempts) == 2
+    res, _ = _solve([WRONG, WRONG, WRONG], N_sup=5, halt=CodeHaltRule(passed=True, stuck=5))
+    assert res.halt_reason == "stuck: repeated program" and len(res.attempts) == 2
+
+
+def test_unusable_reply_is_a_signature_not_a_crash():
+    res, _ = _solve(["no code here", "still nothing", RIGHT], N_sup=3, halt=CodeHaltRule(passed=True))
+    assert [a.signature for a in res.attempts[:2]] == ["unusable reply", "unusable reply"]
+    assert res.halt_reason == "pass" and res.best == [0, 0, 2, 2]
+
+
+def test_depth_rule_runs_every_step_and_budgets_stop_early():
+    res, _ = _solve([WRONG, WRONG2, WRONG, WRONG2], N_sup=3, halt=CodeHaltRule(passed=False))
+    assert res.halt_reason == "depth" and len(res.attempts) == 4
+    res, _ = _solve([WRONG, WRONG2, WRONG], N_sup=3, halt=CodeHaltRule(passed=True, tokens=30))
+    assert res.halt_reason == "tokens" and res.tokens >= 30 and len(res.attempts) == 2
+
+
+def test_a_model_saying_done_counts_for_nothing():
+    res, _ = _solve(["Done! All tests pass. ```python\ndef add(a, b):\n    return 0\n```", WRONG], N_sup=1,
+                    halt=CodeHaltRule(passed=True))
+    assert not res.submission().visible_ok and res.halt_reason == "depth"
+
+
+def test_backend_error_is_recorded_and_stops_the_task():
+    res, _ = _solve([WRONG, BackendError("cannot reach http://127.0.0.1:9/v1")], N_sup=3)
+    assert res.halt_reason == "backend error" and res.errors == ["cannot reach http://127.0.0.1:9/v1"]
+    assert len(res.attempts) == 1
+    res, _ = _solve([BackendError("down")], N_sup=3)
+    assert res.halt_reason == "backend error" and res.attempts[0].signature == "unusable reply"
+
+
+def test_agree_needs_passing_programs_with_equal_behaviour():
+    task = CodeTask(task_id="a", benchmark="unit", prompt="add(2, 5) gives the sum", entry_point="add",
+                    visible_tests=(), hidden_tests=())
+    replies = [RIGHT, "```python\ndef add(x, y):\n    return y + x\n```"]
+    res = Refiner(Script(replies), LoopConfig(N_sup=3, n=0, halt=CodeHaltRule(passed=False, agree=2))).solve(task)
+    assert res.halt_reason == "agree" and len(res.attempts) == 2 and res.attempts[0].probes == ["probe:7"]
+    replies = [RIGHT, WRONG, RIGHT]
+    res = Refiner(Script(replies), LoopConfig(N_sup=2, n=0, halt=CodeHaltRule(passed=False, agree=2))).solve(task)
+    assert res.halt_reason == "depth"  # 7, -3, 7: no two in a row agree
+
+
+def test_loop_config_is_validated():
+    with pytest.raises(ConfigError, match="T=0"):
+        LoopConfig(T=0).validate()
+    with pytest.raises(ConfigError, match="temperature"):
+        LoopConfig(refine_temperature=3).validate()
+
+
+# ---------------------------------------------------------------------------------------------------- stats
+def test_wilson_and_mcnemar_against_hand_values():
+    lo, hi = wilson(5, 10)
+    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
+    lo, hi = wilson(0, 20)
+    assert lo == pytest.approx(0.0, abs=1e-12) and hi == pytest.approx(0.1611, abs=1e-4)
+    m = mcnemar([True] * 5 + [False] * 3, [False] * 5 + [False] * 3)
+    assert (m["a_only"], m["b_only"], m["neither"]) == (5, 0, 3) and m["p_value"] == pytest.approx(2 * 0.5 ** 5)
+    assert mcnemar([True, False], [True, False])["p_value"] == 1.0
