@@ -373,3 +373,42 @@ def test_threads_can_share_the_sandbox():
     for t in threads:
         t.join()
     assert out == [True] * 4
+
+
+def test_hidden_benchmark_files_cannot_be_read():
+    # A candidate that reads the benchmark file could copy the reference solution or the hidden tests: the
+    # eval hides the files its tasks came from (Limits.hide), so the program finds them empty. (Not under /tmp,
+    # which the sandbox replaces by its own.)
+    data = Path(__file__).resolve().parents[1] / f".sandbox-hide-{uuid.uuid4().hex[:8]}"
+    if any(not p.stat().st_mode & 0o001 for p in data.parents):
+        pytest.skip(f"{data.parent} is not reachable by uid 65534, so the program could not read it anyway")
+    data.mkdir()
+    data.chmod(0o755)
+    (data / "tasks.jsonl").write_text('{"reference": "def f():\\n    return 42\\n"}\n')
+    (data / "tasks.jsonl").chmod(0o644)
+    try:
+        _check_hiding(data)
+    finally:
+        for f in data.iterdir():
+            f.unlink()
+        data.rmdir()
+
+
+def _check_hiding(data: Path) -> None:
+    program = (f"import os\n"
+               f"def f():\n"
+               f"    try:\n"
+               f"        return len(open({str(data / 'tasks.jsonl')!r}).read())\n"
+               f"    except OSError:\n"
+               f"        return -1\n"
+               f"def g():\n"
+               f"    return os.listdir({str(data)!r})\n")
+    seen = execute(program, ["assert f() > 0", "assert g() == ['tasks.jsonl']"])
+    if "cut" not in seen.network:
+        pytest.skip("needs the mount namespace (root or user namespaces)")
+    assert seen.all_passed  # without hiding, the file is readable: the test can fail
+    hidden = execute(program, ["assert f() > 0", "assert g() == []"], limits=Limits(hide=(str(data),)))
+    assert not hidden.tests[0].passed and hidden.tests[1].passed, hidden
+    assert "benchmark path(s) hidden" in hidden.isolation
+    single = execute(program, ["assert f() == 0"], limits=Limits(hide=(str(data / "tasks.jsonl"),)))
+    assert single.all_passed, single

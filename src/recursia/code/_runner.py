@@ -226,8 +226,19 @@ def _mounts(libc, workdir: str, limits: dict, iso: Isolation, root: bool, job_ha
     if iso.pid_ns:
         _call(libc, "mount", b"tmpfs", b"/proc", b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
               b"size=4k,mode=0555")
+    hidden = 0
+    for path in limits.get("hide", ()):
+        if os.path.isdir(path):
+            _call(libc, "mount", b"tmpfs", path.encode(), b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  b"size=4k,mode=0555")
+        elif os.path.isfile(path):
+            _call(libc, "mount", b"/dev/null", path.encode(), None, MS_BIND, None)
+        else:
+            continue
+        hidden += 1
     iso.parts.append(f"tmpfs work dir of {limits['disk_mb']} MB" + (f" (also {', '.join(bound)})" if bound else "")
                      + (", /proc hidden" if iso.pid_ns else "")
+                     + (f", {hidden} benchmark path(s) hidden" if hidden else "")
                      + (", Python installation exposed read-only" if exposed is not True else ""))
     return exposed is not False
 

@@ -171,7 +171,8 @@ def eval_cmd(
     from .backends import GenerationConfig, make_backend
     from .evaluate import EvalSettings, run_eval, summary_lines
     from .loop import CodeHaltRule, LoopConfig, Refiner
-    from .tasks import load_tasks
+    from .sandbox import Limits
+    from .tasks import load_tasks, source_paths
 
     if resume is not None:
         cfg_path = resume / "config.json"
@@ -198,8 +199,9 @@ def eval_cmd(
     gen = GenerationConfig(temperature=temperature, max_tokens=max_tokens, seed=seed)
     be = make_backend(backend, base_url=base_url, model=model, mode=mode, gen=gen, timeout_s=timeout,
                       retries=retries, threads=threads)
+    limits = Limits(hide=tuple(str(p) for p in source_paths(bench, data)))
     loop_cfg = LoopConfig(N_sup=depth, n=n, T=T, refine_sees_x=refine_sees_x, halt=rule, temperature=temperature,
-                          refine_temperature=refine_temperature)
+                          refine_temperature=refine_temperature, limits=limits)
     settings = EvalSettings(bench=bench, split=split, protocol=protocol, backend=be.name, depth=depth,
                             samples=samples, n=n, T=T, halt=str(rule), refine_sees_x=refine_sees_x,
                             temperature=temperature, refine_temperature=refine_temperature,

@@ -51,6 +51,9 @@ class Limits:
     disk_mb: int = 64
     output_bytes: int = 65536
     namespaces: bool = True  # use pid/net/mount namespaces where the OS allows (False: only rlimits and uid)
+    # Paths the program must not read: the benchmark's files, which hold the hidden tests and the reference
+    # solutions (covered by an empty read-only tmpfs, or /dev/null for a file; needs the mount namespace).
+    hide: tuple[str, ...] = ()
 
 
 @dataclass

