@@ -201,3 +201,16 @@ def test_wilson_and_mcnemar_against_hand_values():
     m = mcnemar([True] * 5 + [False] * 3, [False] * 5 + [False] * 3)
     assert (m["a_only"], m["b_only"], m["neither"]) == (5, 0, 3) and m["p_value"] == pytest.approx(2 * 0.5 ** 5)
     assert mcnemar([True, False], [True, False])["p_value"] == 1.0
+
+
+def test_feedback_names_the_failing_program_line_and_shows_tests_as_written():
+    from recursia.code.prompts import feedback
+    from recursia.code.sandbox import execute
+
+    shown = ["assert f(1) == 2"]
+    r = execute("def f(x):\n    return 1/0\n", [explain_asserts(shown[0])]).to_dict()
+    assert feedback(r, shown) == "Test failed: assert f(1) == 2\n  ZeroDivisionError: division by zero\n  at: return 1/0"
+    r = execute("def f(x):\n    return 3\n", [explain_asserts(shown[0])]).to_dict()
+    assert feedback(r, shown) == "Test failed: assert f(1) == 2\n  AssertionError: f(1) returned 3, expected 2"
+    assert "_recursia_got" not in feedback(r, shown)
+    assert feedback(None, shown).startswith("The reply contained no usable Python program")

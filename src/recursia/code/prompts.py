@@ -95,7 +95,7 @@ def feedback(result: dict | None, tests: list[str], limit: int = 1200) -> str:
         line = f"Test failed: {src}\n  {t.get('error_type') or 'failed'}"
         if t.get("message"):
             line += f": {t['message']}"
-        if t.get("line") and t["line"].strip() != src:
+        if t.get("line") and t.get("part") == "program":  # where in the program (the test is shown above)
             line += f"\n  at: {t['line'].strip()}"
         out.append(line)
     if not out:
