@@ -13,18 +13,28 @@ Python API::
 
 __version__ = "0.1.0"
 
-from .baseline import Transformer  # noqa: E402
-from .checkpoint import load_model  # noqa: E402
-from .config import ModelConfig, RunConfig, build_config  # noqa: E402
-from .hrm import HRM  # noqa: E402
-from .model import TaskSpec, build_model  # noqa: E402
-from .trm import TRM  # noqa: E402
-from .halting import HaltRule  # noqa: E402
-from .solve import Solver, SolveResult  # noqa: E402
+# Names are imported on first use (PEP 562), so that `import recursia` and commands that need no network, such
+# as `recursia code ...`, do not pay for importing torch (seconds on a busy machine).
+_LAZY = {"Transformer": ".baseline", "load_model": ".checkpoint", "ModelConfig": ".config",
+         "RunConfig": ".config", "build_config": ".config", "HRM": ".hrm", "TaskSpec": ".model",
+         "build_model": ".model", "TRM": ".trm", "HaltRule": ".halting", "Solver": ".solve",
+         "SolveResult": ".solve"}
 
 
-def load(model: str, device: str = "auto") -> Solver:
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'recursia' has no attribute {name!r}")
+
+
+def load(model: str, device: str = "auto"):
     """A trained model ready to solve: a bundled model's name or a checkpoint path (see `checkpoint.resolve`)."""
+    from .solve import Solver
+
     return Solver.load(model, device)
 
 
