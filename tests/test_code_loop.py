@@ -214,3 +214,22 @@ def test_feedback_names_the_failing_program_line_and_shows_tests_as_written():
     assert feedback(r, shown) == "Test failed: assert f(1) == 2\n  AssertionError: f(1) returned 3, expected 2"
     assert "_recursia_got" not in feedback(r, shown)
     assert feedback(None, shown).startswith("The reply contained no usable Python program")
+
+
+def test_a_run_directory_has_one_writer_and_records_resume(tmp_path):
+    from recursia.code.evaluate import EvalSettings, read_records, run_eval
+    from recursia.rundir import RunDirBusy, RunLock
+
+    s = EvalSettings(bench="unit", split=None, protocol="visible", backend="script", depth=1, baseline=False)
+    run = tmp_path / "run"
+    with RunLock(run, "code evaluation"):
+        with pytest.raises(RunDirBusy, match=r"in use by another code evaluation \(pid \d+\)"):
+            run_eval([TASK], Refiner(Script([RIGHT]), LoopConfig(N_sup=1, n=0)), s, run, progress=False)
+    assert not (run / "config.json").exists()  # refused before writing anything
+    summary = run_eval([TASK], Refiner(Script([RIGHT]), LoopConfig(N_sup=1, n=0)), s, run, progress=False)
+    assert summary["pass_at_1_by_depth"][-1]["pass"] == 1 and len(read_records(run)) == 1
+    with pytest.raises(Exception, match="already holds a code evaluation"):
+        run_eval([TASK], Refiner(Script([RIGHT]), LoopConfig(N_sup=1, n=0)), s, run, progress=False)
+    # resuming a finished run redoes nothing: the scripted backend has no reply left to give
+    run_eval([TASK], Refiner(Script([]), LoopConfig(N_sup=1, n=0)), s, run, resume=True, progress=False)
+    assert len(read_records(run)) == 1

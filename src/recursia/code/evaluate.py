@@ -142,18 +142,26 @@ def _check_config(run: Path, s: EvalSettings) -> None:
 
 def run_eval(tasks: list, refiner: Refiner, s: EvalSettings, run: Path, resume: bool = False,
              progress: bool = True) -> dict:
-    """Evaluate every (task, sample), appending a record per finished one; returns the summary."""
+    """Evaluate every (task, sample), appending a record per finished one; returns the summary. The run
+    directory is locked for the whole run: a second writer would duplicate or interleave records."""
+    from ..rundir import RunLock
+
     run = Path(run)
+    run.mkdir(parents=True, exist_ok=True)
+    with RunLock(run, "code evaluation"):
+        return _run_locked(tasks, refiner, s, run, resume, progress)
+
+
+def _run_locked(tasks: list, refiner: Refiner, s: EvalSettings, run: Path, resume: bool, progress: bool) -> dict:
     if resume:
         if not (run / "config.json").is_file():
             raise RecursiaError(f"--resume {run}: no config.json there (not a `recursia code eval` run, or it "
                                 "was stopped before it began); start it with --out")
         _check_config(run, s)
     else:
-        if (run / "records.jsonl").exists():
+        if (run / "records.jsonl").exists() or (run / "config.json").exists():
             raise RecursiaError(f"{run} already holds a code evaluation; continue it with --resume {run} or "
                                 "pick another --out")
-        run.mkdir(parents=True, exist_ok=True)
         (run / "config.json").write_text(json.dumps(asdict(s), indent=2) + "\n")
     done = {(r["task_id"], r["sample"]) for r in read_records(run, repair=True)}
     todo = [(t, k) for t in tasks for k in range(s.samples) if (t.task_id, k) not in done]
