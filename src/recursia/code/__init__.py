@@ -7,4 +7,7 @@ writing programs, where the only success signal is running the code.
 - `backends`: language models behind one interface (an OpenAI-compatible server, a local GGUF file);
 - `loop`: the refinement loop, x / y / z, with composable halting rules;
 - `evaluate`: benchmark runs with per-task records, an equal-budget baseline, confidence intervals, resume.
+- `store`: every step of every run in one SQLite file; `tasktypes`, `estimates`: task types, trustworthy rates
+  and the divergence alarm; `depth`: the maximum depth per type; `skills`: verified programs retrieved by BM25;
+  `viz`, `report`: the step viewer and the page of plots (`learn_cli` holds their commands).
 """

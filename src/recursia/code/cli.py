@@ -274,3 +274,7 @@ def summary_cmd(run: Path = typer.Argument(..., help="A `recursia code eval` run
     for line in summary_lines(summary):
         typer.echo(line)
     typer.echo(f"finished: {summary['finished']}")
+
+
+# The attempt store, statistics, depth, skills, viewer and report: learn_cli.py registers them on code_app.
+from . import learn_cli  # noqa: E402,F401
