@@ -233,3 +233,40 @@ def test_a_run_directory_has_one_writer_and_records_resume(tmp_path):
     # resuming a finished run redoes nothing: the scripted backend has no reply left to give
     run_eval([TASK], Refiner(Script([]), LoopConfig(N_sup=1, n=0)), s, run, resume=True, progress=False)
     assert len(read_records(run)) == 1
+
+
+def test_depth_policy_caps_depth_per_task_and_skills_go_into_z():
+    from recursia.code.skills import Skill, SkillLibrary
+
+    class Policy:
+        def __init__(self):
+            self.asked = []
+
+        def depth_for(self, task, first_signature=None):
+            self.asked.append((task.task_id, first_signature))
+            return 1
+
+    policy = Policy()
+    res = Refiner(Script([WRONG, WRONG2, WRONG]), LoopConfig(N_sup=3, n=0, halt=CodeHaltRule(passed=True)),
+                  depth_policy=policy).solve(TASK)
+    assert res.halt_reason == "depth policy (1)" and len(res.attempts) == 2 and res.best == [0, 0, 0, 0]
+    assert policy.asked == [("t/1", "AssertionError in test 1")]
+    lib = SkillLibrary([Skill("solution", "mbpp", "mbpp/700", "train", "Write a function to add two numbers a and b.",
+                              "def add_two(a, b):\n    return a + b\n")])
+    backend = Script([WRONG, RIGHT])
+    Refiner(backend, LoopConfig(N_sup=1, n=0), skills=lib).solve(TASK)
+    refine_prompt = backend.prompts[1].messages[-1]["content"]
+    assert "def add_two(a, b)" in refine_prompt and "similar solved tasks" in refine_prompt
+
+
+def test_eval_writes_every_step_into_the_store(tmp_path):
+    from recursia.code.evaluate import EvalSettings, run_eval
+    from recursia.code.store import Store
+
+    s = EvalSettings(bench="unit", split=None, protocol="visible", backend="script", depth=2, baseline=False)
+    run_eval([TASK], Refiner(Script([WRONG, RIGHT]), LoopConfig(N_sup=2, n=0)), s, tmp_path / "run",
+             progress=False, store=tmp_path / "store.sqlite")
+    with Store(tmp_path / "store.sqlite") as st:
+        recs = st.records()
+        assert len(recs) == 1 and recs[0]["task_id"] == "t/1"
+        assert len(st.steps(recs[0]["record_id"])) == 2 and st.integrity() == []

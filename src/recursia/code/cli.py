@@ -161,6 +161,12 @@ def eval_cmd(
     retries: int = typer.Option(2, "--retries", help="HTTP retries (with back-off) before a task records a "
                                 "backend error."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for a gguf model."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Also write every step into this attempt store "
+                                         "(SQLite; `recursia code stats STORE`)."),
+    depth_policy: Optional[Path] = typer.Option(None, "--depth-policy", help="Maximum depth per task type, "
+                                                "from `recursia code depth` (learned on training splits)."),
+    skills: Optional[Path] = typer.Option(None, "--skills", help="Skill library from `recursia code skills` "
+                                          "(training splits only): similar verified solutions go into z."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Run the refinement loop on a benchmark: pass@1 on hidden tests at each depth 0..K, the equal-budget
@@ -206,11 +212,25 @@ def eval_cmd(
                             samples=samples, n=n, T=T, halt=str(rule), refine_sees_x=refine_sees_x,
                             temperature=temperature, refine_temperature=refine_temperature,
                             sample_temperature=sample_temperature, baseline=baseline, seed=seed,
-                            max_tokens=max_tokens, limit=limit, task_ids=[t.task_id for t in tasks])
+                            max_tokens=max_tokens, limit=limit, task_ids=[t.task_id for t in tasks],
+                            depth_policy=str(depth_policy) if depth_policy else None,
+                            skills=str(skills) if skills else None)
+    policy = library = None
+    if depth_policy is not None:
+        from .depth import load_policy
+
+        policy = load_policy(depth_policy)
+    if skills is not None:
+        from .skills import SkillLibrary
+
+        library = SkillLibrary.load(skills)
+        leaked = sorted({t.task_id for t in tasks} & {sk.task_id for sk in library.skills})
+        if leaked:
+            _fail(f"--skills {skills} holds evaluated tasks ({', '.join(leaked[:5])}); build it from other splits")
     run = resume or out or Path("runs") / f"code-{Path(bench).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
-        summary = run_eval(tasks, Refiner(be, loop_cfg), settings, run, resume=resume is not None,
-                           progress=not quiet)
+        summary = run_eval(tasks, Refiner(be, loop_cfg, policy, library), settings, run, resume=resume is not None,
+                           progress=not quiet, store=store)
     except KeyboardInterrupt:
         typer.echo(f"\nstopped; finished tasks are saved. Continue with: recursia code eval --bench {bench} "
                    f"... --resume {run}", err=True)

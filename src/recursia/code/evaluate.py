@@ -46,10 +46,13 @@ class EvalSettings:
     max_tokens: int = 384
     limit: int = 0
     task_ids: list[str] = field(default_factory=list)
+    depth_policy: str | None = None   # depths.json (`recursia code depth`), learned on training splits
+    skills: str | None = None         # skills.json (`recursia code skills`), from training splits
 
     # What must match for `--resume` to add records to the same run.
     IDENTITY = ("bench", "split", "protocol", "backend", "depth", "samples", "n", "T", "halt", "refine_sees_x",
-                "temperature", "refine_temperature", "sample_temperature", "baseline", "seed", "max_tokens")
+                "temperature", "refine_temperature", "sample_temperature", "baseline", "seed", "max_tokens",
+                "depth_policy", "skills")
 
 
 def _append(path: Path, record: dict) -> None:
@@ -141,7 +144,7 @@ def _check_config(run: Path, s: EvalSettings) -> None:
 
 
 def run_eval(tasks: list, refiner: Refiner, s: EvalSettings, run: Path, resume: bool = False,
-             progress: bool = True) -> dict:
+             progress: bool = True, store: Path | None = None) -> dict:
     """Evaluate every (task, sample), appending a record per finished one; returns the summary. The run
     directory is locked for the whole run: a second writer would duplicate or interleave records."""
     from ..rundir import RunLock
@@ -149,10 +152,11 @@ def run_eval(tasks: list, refiner: Refiner, s: EvalSettings, run: Path, resume: 
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
     with RunLock(run, "code evaluation"):
-        return _run_locked(tasks, refiner, s, run, resume, progress)
+        return _run_locked(tasks, refiner, s, run, resume, progress, store)
 
 
-def _run_locked(tasks: list, refiner: Refiner, s: EvalSettings, run: Path, resume: bool, progress: bool) -> dict:
+def _run_locked(tasks: list, refiner: Refiner, s: EvalSettings, run: Path, resume: bool, progress: bool,
+                store_path: Path | None) -> dict:
     if resume:
         if not (run / "config.json").is_file():
             raise RecursiaError(f"--resume {run}: no config.json there (not a `recursia code eval` run, or it "
@@ -165,15 +169,28 @@ def _run_locked(tasks: list, refiner: Refiner, s: EvalSettings, run: Path, resum
         (run / "config.json").write_text(json.dumps(asdict(s), indent=2) + "\n")
     done = {(r["task_id"], r["sample"]) for r in read_records(run, repair=True)}
     todo = [(t, k) for t in tasks for k in range(s.samples) if (t.task_id, k) not in done]
+    by_id = {t.task_id: t for t in tasks}
     from tqdm import tqdm
 
+    store = None
+    if store_path is not None:
+        from .store import Store
+
+        store = Store(store_path)
+        # Records finished before a kill may be missing from the store: adding is idempotent.
+        for rec in read_records(run):
+            store.add_record(asdict(s), rec, by_id.get(rec["task_id"]), run=str(run.resolve()))
     bar = tqdm(todo, desc="tasks", unit="task", disable=not progress, dynamic_ncols=True)
     solved = 0
     for i, (task, k) in enumerate(bar):
         rec = evaluate_task(refiner, task, s, k)
         _append(run / "records.jsonl", rec)
+        if store is not None:
+            store.add_record(asdict(s), rec, task, run=str(run.resolve()))
         solved += rec["hidden_by_depth"][-1]
         bar.set_postfix(hidden_pass=f"{solved}/{i + 1}")
+    if store is not None:
+        store.close()
     summary = summarise(read_records(run), s, {t.task_id for t in tasks})
     (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -196,7 +213,8 @@ def summarise(records: list[dict], s: EvalSettings | dict, task_ids: set[str] | 
     depth = s["depth"]
     out: dict = {"bench": s["bench"], "split": s["split"], "protocol": s["protocol"], "backend": s["backend"],
                  "tasks": len(by_task), "samples": s["samples"], "depth": depth,
-                 "loop": {k: s[k] for k in ("n", "T", "halt", "refine_sees_x", "temperature", "refine_temperature")}}
+                 "loop": {k: s.get(k) for k in ("n", "T", "halt", "refine_sees_x", "temperature", "refine_temperature",
+                                                "depth_policy", "skills")}}
     if not records:
         return out
     single = s["samples"] == 1

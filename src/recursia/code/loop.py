@@ -141,6 +141,7 @@ class Reasoning:
     attempts: list[dict] = field(default_factory=list)
     diagnosis: str = ""
     ruled_out: list[str] = field(default_factory=list)
+    skills: str = ""  # verified solutions and fixes of similar training tasks (skills.py), when a library is given
 
     def note(self, a: Attempt, keep: int) -> None:
         self.attempts.append({"depth": a.depth, "signature": a.signature,
@@ -154,7 +155,8 @@ class Reasoning:
                 self.ruled_out = (self.ruled_out + [entry])[-keep:]
 
     def render(self) -> str:
-        lines = [f"Diagnosis: {self.diagnosis}"] if self.diagnosis else []
+        lines = [self.skills] if self.skills else []
+        lines += [f"Diagnosis: {self.diagnosis}"] if self.diagnosis else []
         if len(self.attempts) > 1:
             lines.append("Earlier attempts: " + "; ".join(
                 f"depth {a['depth']}: {a['signature']} ({a['passed']} visible tests)" for a in self.attempts[:-1]))
@@ -236,8 +238,11 @@ def _probe_tests(calls: list[str]) -> list[str]:
 class Refiner:
     """Runs the loop for one task with one backend. Calls go through `_call`, which counts calls and tokens."""
 
-    def __init__(self, backend: Backend, cfg: LoopConfig):
+    def __init__(self, backend: Backend, cfg: LoopConfig, depth_policy=None, skills=None):
+        """`depth_policy` (depth.DepthPolicy) caps N_sup per task type; `skills` (skills.SkillLibrary) puts
+        verified solutions of similar training tasks into z. Both are learned from training splits only."""
         self.backend, self.cfg = backend, cfg.validate()
+        self.depth_policy, self.skills = depth_policy, skills
 
     def _call(self, res: LoopResult, prompt, temperature: float, seed: int) -> str | None:
         try:
@@ -281,10 +286,15 @@ class Refiner:
         y.calls = res.calls
         res.attempts.append(y)
         res.best.append(0)
-        z = Reasoning()
+        z = Reasoning(skills=self.skills.for_task(task) if self.skills is not None else "")
         z.note(y, cfg.z_attempts)
         reason = "backend error" if failed else self._halt(res, start)
+        max_depth = cfg.N_sup
+        if self.depth_policy is not None:  # the type includes the first error's class: known only now
+            max_depth = min(cfg.N_sup, self.depth_policy.depth_for(task, y.signature))
         for depth in range(1, cfg.N_sup + 1):
+            if not reason and depth > max_depth:
+                reason = f"depth policy ({max_depth})"
             if reason:
                 break
             current = res.submission() if res.submission().program is not None else y
