@@ -270,3 +270,18 @@ def test_eval_writes_every_step_into_the_store(tmp_path):
         recs = st.records()
         assert len(recs) == 1 and recs[0]["task_id"] == "t/1"
         assert len(st.steps(recs[0]["record_id"])) == 2 and st.integrity() == []
+
+
+def test_summary_counts_visible_pass_hidden_fail_only_where_something_was_visible():
+    from recursia.code.evaluate import summarise
+
+    def rec(i, visible, vis_ok, hidden):
+        return {"task_id": f"t{i}", "sample": 0, "visible_tests": visible, "final_visible_ok": vis_ok,
+                "hidden_by_depth": [hidden], "seconds": 1.0,
+                "loop": {"halt_reason": "pass", "calls": 1, "prompt_tokens": 1, "completion_tokens": 1,
+                         "attempts": [{}], "errors": []}}
+    s = {"bench": "b", "split": None, "protocol": "visible", "backend": "x", "samples": 1, "depth": 0, "n": 1,
+         "T": 1, "halt": "pass", "refine_sees_x": False, "temperature": 0.0, "refine_temperature": 0.7}
+    out = summarise([rec(0, 1, True, False), rec(1, 1, True, True), rec(2, 0, True, False), rec(3, 2, False, False)], s)
+    assert out["visible_pass_hidden_fail"] == {"count": 1, "of": 2} and out["tasks_without_visible_tests"] == 1
+    assert out["pass_at_1_by_depth"][0]["pass"] == 1 and out["pass_at_1_by_depth"][0]["n"] == 4

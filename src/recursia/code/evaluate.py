@@ -245,7 +245,8 @@ def summarise(records: list[dict], s: EvalSettings | dict, task_ids: set[str] | 
                        "tokens": sum(r["loop"]["prompt_tokens"] + r["loop"]["completion_tokens"] for r in records) / n,
                        "seconds": sum(r["seconds"] for r in records) / n,
                        "depth_used": sum(len(r["loop"]["attempts"]) - 1 for r in records) / n}
-    vis = [r for r in records if r["final_visible_ok"]]
+    # Only tasks with a visible test: with none, "visible tests pass" says nothing (counted apart).
+    vis = [r for r in records if r["final_visible_ok"] and r["visible_tests"] > 0]
     out["visible_pass_hidden_fail"] = {"count": sum(not r["hidden_by_depth"][-1] for r in vis), "of": len(vis)}
     out["tasks_without_visible_tests"] = sum(1 for rs in by_task.values() if rs[0]["visible_tests"] == 0)
     out["backend_errors"] = sum(len(r["loop"]["errors"]) for r in records)
@@ -273,7 +274,8 @@ def summary_lines(summary: dict) -> list[str]:
                      f"depth used {p['depth_used']:.2f}")
         lines.append(f"  halting: " + ", ".join(f"{k} {v}" for k, v in summary["halt_reasons"].items()))
         v = summary["visible_pass_hidden_fail"]
-        lines.append(f"  visible tests passed but hidden failed: {v['count']} of {v['of']}; tasks without "
+        lines.append(f"  visible tests passed but hidden failed: {v['count']} of {v['of']} (tasks with a visible "
+                     f"test); tasks without "
                      f"visible tests: {summary['tasks_without_visible_tests']}; backend errors: "
                      f"{summary['backend_errors']}")
     return lines
