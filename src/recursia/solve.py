@@ -21,6 +21,7 @@ from .halting import HaltRule, run
 from .model import RecursiveModel, resolve_dtype
 from .runtime import pick_device
 from .tasks import Task, get_task
+from .verify import Verifier
 
 DEFAULT_HALT = HaltRule(stable=2)  # measured best trade-off on the demo model: docs/models.md
 
@@ -37,11 +38,12 @@ class SolveResult:
     trajectory: list[np.ndarray] = field(default_factory=list)  # decoded answer after each of the `steps`
     confidence: list[np.ndarray] = field(default_factory=list)  # per-cell probability of that answer, per step
     halt_confidences: list[float] = field(default_factory=list)  # sigmoid(q_halt) after each step
+    tried: int | None = None  # answers checked by the task's verify over all steps (None: no verifier ran)
 
     def to_json(self) -> dict[str, Any]:
         return {"answer": "".join(str(int(v)) for v in self.answer.ravel()), "valid": self.valid,
                 "problems": self.problems, "steps": self.steps, "halt_step": self.halt_step,
-                "halt_confidence": self.halt_confidence}
+                "halt_confidence": self.halt_confidence, "tried": self.tried}
 
 
 class Solver:
@@ -70,7 +72,8 @@ class Solver:
         """The puzzles of a file (format per task); each is checked like a puzzle given as text."""
         p = Path(path)
         if not p.is_file():
-            raise DataError(f"puzzle file {p} does not exist")
+            raise DataError(f"puzzle file {p} is a directory; pass a file" if p.is_dir()
+                            else f"puzzle file {p} does not exist")
         grids = self.task.read_file(p)
         for i, grid in enumerate(grids):
             problems = self.task.problems(grid)
@@ -78,17 +81,39 @@ class Solver:
                 raise PuzzleError(f"{p}, puzzle {i + 1}: {'; '.join(problems)}")
         return grids
 
+    def check_grid(self, grid: np.ndarray, where: str = "puzzle") -> np.ndarray:
+        """A question given as an array, checked like text: wrong size, values or clues raise PuzzleError."""
+        try:
+            grid = self.task.as_question(grid) if self.task.as_question is not None else np.asarray(grid)
+        except PuzzleError as e:
+            raise PuzzleError(f"{where}: {e}") from e
+        problems = self.task.problems(grid)
+        if problems:
+            raise PuzzleError(f"{where}: {'; '.join(problems)}")
+        return grid
+
     @torch.no_grad()
-    def solve_batch(self, grids: list[np.ndarray | str], halt: HaltRule | None = None) -> list[SolveResult]:
+    def solve_batch(self, grids: list[np.ndarray | str], halt: HaltRule | None = None,
+                    candidates: int = 1) -> list[SolveResult]:
         """Solve many puzzles (question grids, or text that is parsed and checked) at once; each stops by
-        `halt` (default `DEFAULT_HALT`), and puzzles that have stopped leave the batch, so the rest run faster."""
+        `halt` (default `DEFAULT_HALT`), and puzzles that have stopped leave the batch, so the rest run faster.
+        A `verified` rule or `candidates` > 1 runs the task's answer check every step (`recursia.verify`):
+        up to `candidates` answers per step, the argmax first, keeping the first that verifies."""
         halt = DEFAULT_HALT if halt is None else halt
-        grids = [self.parse(g, f"puzzle {i + 1}") if isinstance(g, str) else g for i, g in enumerate(grids)]
+        verifier = Verifier.for_task(self.task, candidates) if halt.verified or candidates > 1 else None
+        grids = [self.parse(g, f"puzzle {i + 1}") if isinstance(g, str) else self.check_grid(g, f"puzzle {i + 1}")
+                 for i, g in enumerate(grids)]
+        if not grids:
+            raise PuzzleError("no puzzle given")
         device = self.model.embed_tokens.device
         inputs = torch.from_numpy(self.task.encode(np.stack(grids))).to(device)
         pids = torch.zeros(inputs.shape[0], dtype=torch.int32, device=device)
-        rec, stopped = run(self.model, inputs, pids, halt)
+        rec, stopped = run(self.model, inputs, pids, halt, verifier=verifier)
+        tried = torch.stack(rec.tried).sum(0).cpu().numpy() if rec.tried else None
         preds = torch.stack(rec.predictions).cpu().numpy()  # (S, B, L)
+        outside = np.ones(preds.shape[-1], dtype=bool)
+        outside[self.task.answer_cells] = False  # DeepCoder's spec cells: the question's, not the model's guess
+        preds = np.where(outside, inputs.cpu().numpy()[None], preds)
         confs = torch.stack(rec.confidence).cpu().numpy()
         q = torch.sigmoid(torch.stack(rec.q_halt).float()).cpu().numpy() if rec.q_halt[0] is not None else None
         fired = torch.stack(rec.halt).cpu().numpy() if rec.halt[0] is not None else None
@@ -105,9 +130,10 @@ class Solver:
                 [self.task.decode(preds[s, b][None])[0] for s in range(step + 1)],
                 [confs[s, b].reshape(shape) if confs[s, b].size == answer.size else confs[s, b]
                  for s in range(step + 1)],
-                [float(q[s, b]) for s in range(step + 1)] if q is not None else []))
+                [float(q[s, b]) for s in range(step + 1)] if q is not None else [],
+                int(tried[b]) if tried is not None else None))
         return out
 
-    def solve(self, puzzle: str | np.ndarray, halt: HaltRule | None = None) -> SolveResult:
+    def solve(self, puzzle: str | np.ndarray, halt: HaltRule | None = None, candidates: int = 1) -> SolveResult:
         """One puzzle, as text (parsed and checked) or as a question grid."""
-        return self.solve_batch([puzzle], halt)[0]
+        return self.solve_batch([puzzle], halt, candidates)[0]

@@ -7,7 +7,7 @@ ever see token arrays; `solve` and `eval` use the task's functions to talk to th
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +30,29 @@ class Task:
     format: Callable[[np.ndarray], str]  # grid -> text for the terminal
     # (input tokens, predicted tokens) -> {metric: per-example bool}, beyond exact and cell accuracy
     metrics: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]] | None = None
+    # a question given as an array -> the checked grid `parse` would return; raises PuzzleError
+    as_question: Callable[[np.ndarray], np.ndarray] | None = None
+    # (input tokens (N, L), predicted tokens (N, L)) -> (N,) bool: the answer is a solution, checked by the
+    # task's own rules (execution, constraints), not by comparison with a label. Enables `--halt verified`
+    # and candidates beyond the argmax (`recursia.verify`); None: the task cannot check an answer alone.
+    verify: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    # the cells `verify` reads: where candidates may differ from the argmax (a slice: no plain default)
+    answer_cells: slice = field(default_factory=lambda: slice(None))
 
 
 def _sudoku() -> Task:
     from . import sudoku
 
     def read_file(path: Path) -> list[np.ndarray]:
-        return list(sudoku.read_lines(path).questions)
+        return list(sudoku.read_lines(path, skippable=False).questions)
 
     def problems(grid: np.ndarray) -> list[str]:
         return [f"contradictory clues: {m}" for m in sudoku.clue_conflicts(grid)]
 
     return Task("sudoku", sudoku.SEQ_LEN, sudoku.VOCAB_SIZE, sudoku.parse_grid, read_file, problems,
                 lambda q: sudoku.encode(q)[0], sudoku.decode, sudoku.check_answer,
-                lambda g: sudoku.format_grid(g, pretty=True))
+                lambda g: sudoku.format_grid(g, pretty=True), as_question=sudoku.as_question,
+                verify=lambda x, p: sudoku.consistent_batch(sudoku.decode(x), sudoku.decode(p)))
 
 
 def _maze() -> Task:
@@ -54,10 +63,30 @@ def _maze() -> Task:
 
     return Task("maze", maze.SEQ_LEN, maze.VOCAB_SIZE, maze.parse_maze, lambda p: list(maze.read_mazes(p)),
                 maze.maze_problems, lambda q: maze.encode(q)[0], maze.decode, maze.check_path, maze.format_maze,
-                metrics)
+                metrics, maze.as_question, verify=maze.valid_shortest_path_batch)
 
 
-TASKS = {"sudoku": _sudoku, "maze": _maze}
+def _deepcoder() -> Task:
+    """A "question" is an encoded spec row (`deepcoder.encode_task`); answers are token rows whose program
+    cells are checked by running the program, never by comparing text."""
+    from . import deepcoder
+
+    def parse(text: str) -> np.ndarray:
+        return deepcoder.encode_task(deepcoder.parse_task(text))[0]
+
+    def read_file(path: Path) -> list[np.ndarray]:
+        return [deepcoder.encode_task(t)[0] for t in deepcoder.read_tasks(path)]
+
+    def metrics(inputs: np.ndarray, predictions: np.ndarray) -> dict[str, np.ndarray]:
+        return {"verified": deepcoder.verify_batch(inputs, predictions)}
+
+    return Task("deepcoder", deepcoder.SEQ_LEN, deepcoder.VOCAB_SIZE, parse, read_file, lambda row: [],
+                lambda q: np.asarray(q, dtype=np.uint8), lambda t: np.asarray(t, dtype=np.uint8),
+                deepcoder.check_answer, deepcoder.format_row, metrics, deepcoder.as_question,
+                verify=deepcoder.verify_batch, answer_cells=slice(deepcoder.PROGRAM_START, deepcoder.SEQ_LEN))
+
+
+TASKS = {"sudoku": _sudoku, "maze": _maze, "deepcoder": _deepcoder}
 
 
 def get_task(name: str) -> Task:
@@ -78,4 +107,9 @@ def generate_dataset(gen: Any, out: str | Path) -> dict[str, Any]:
         from .maze_data import generate_maze_dataset
 
         return generate_maze_dataset(out, train_count=gen.train_count, test_count=gen.test_count, seed=gen.seed)
-    raise DataError(f"cannot generate task {gen.task!r}; generators exist for: sudoku, maze")
+    if gen.task == "deepcoder":
+        from .deepcoder import generate_deepcoder_dataset
+
+        return generate_deepcoder_dataset(out, train_count=gen.train_count, test_count=gen.test_count,
+                                          seed=gen.seed, min_length=gen.min_length, max_length=gen.max_length)
+    raise DataError(f"cannot generate task {gen.task!r}; generators exist for: sudoku, maze, deepcoder")

@@ -1,0 +1,193 @@
+"""The enumerative baseline for DeepCoder: bottom-up search with observational-equivalence pruning.
+
+This is the classic baseline of the DeepCoder paper (Balog et al., 2017), without its learned op ranking: the
+yardstick that says whether a network is worth having at equal time per task. Values are grown by cost (the
+number of statements needed to compute them): cost 1 applies every operation and lambda to the inputs, cost c
+to values whose costs add up to c - 1. Two programs that give the same value on every example are
+interchangeable inside any larger program, so only the first (cheapest) program per tuple of values is kept;
+that pruning is what makes the search feasible. The search stops when a value equals the expected outputs or
+the time limit runs out.
+
+Statements may share a sub-result (``x2 = Sort x0 | x3 = Map (*2) x2 | x4 = ZipWith (+) x2 x3``): besides cost
+sums, a two-argument operation also pairs a value with one of the values it was built from, at the cost of the
+bigger one plus 1, so such "diamonds" are found at their true length.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from itertools import repeat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recursia.tasks import deepcoder as dc
+
+__all__ = ["SearchResult", "search", "search_task", "evaluate_file", "summary_lines"]
+
+_CHECK_EVERY = 512  # candidate programs between looks at the clock
+
+
+@dataclass
+class SearchResult:
+    program: dc.Program | None  # the first program found that reproduces every example
+    solved: bool
+    tried: int  # candidate statements executed (one program each)
+    seconds: float
+    values: int = 0  # distinct value tuples kept
+    timed_out: bool = False
+
+
+@dataclass
+class _Node:
+    op: str
+    lam: str | None
+    args: tuple[int, ...]  # node ids
+    closure: frozenset[int] = field(default_factory=frozenset)  # statement nodes this value needs, itself included
+
+
+class _Out(Exception):
+    """Raised inside the enumeration when time runs out or the target is found (one exit for deep loops)."""
+
+
+class _Enumerator:
+    def __init__(self, inputs: Sequence[Sequence[dc.Value]], outputs: Sequence[dc.Value], time_limit: float):
+        self.num_inputs = len(inputs[0])
+        self.target = tuple(outputs)
+        self.deadline = time.perf_counter() + time_limit
+        self.columns: list[tuple] = [tuple(ex[i] for ex in inputs) for i in range(self.num_inputs)]
+        self.nodes: list[_Node | None] = [None] * self.num_inputs  # inputs have no statement
+        self.seen = {c: i for i, c in enumerate(self.columns)}
+        self.types = [dc._type_of(c[0]) for c in self.columns]
+        self.by_cost: dict[str, list[list[int]]] = {"I": [[]], "L": [[]]}
+        for i, t in enumerate(self.types):
+            self.by_cost[t][0].append(i)
+        self.tried = 0
+        self.found: int | None = None
+
+    def _apply(self, op: str, lam: str | None, arg_tuples: Sequence[tuple[int, ...]], cost: int) -> None:
+        """Run one operation (and lambda) on many argument choices; keep each result not seen before."""
+        fn, f = dc._OP_FN[op], dc.LAMBDA_FN[lam] if lam else None
+        cols, seen, n = self.columns, self.seen, len(self.target)
+        for i, args in enumerate(arg_tuples):
+            if not i % _CHECK_EVERY and time.perf_counter() > self.deadline:
+                self.tried += i
+                raise _Out
+            col = tuple(map(fn, repeat(f, n), *(cols[a] for a in args)))
+            if None in col or col in seen:
+                continue  # invalid on an example, or observationally equivalent to a cheaper value
+            self._keep(op, lam, args, cost, col)
+        self.tried += len(arg_tuples)
+
+    def _keep(self, op: str, lam: str | None, args: tuple[int, ...], cost: int, col: tuple) -> None:
+        closure = frozenset().union(*(self.nodes[a].closure for a in args if self.nodes[a] is not None))
+        node_id = len(self.columns)
+        self.columns.append(col)
+        self.nodes.append(_Node(op, lam, args, closure | {node_id}))
+        self.seen[col] = node_id
+        self.types.append(dc.SIGNATURES[op][2])
+        self.by_cost[self.types[-1]][cost].append(node_id)
+        if col == self.target:
+            self.found = node_id
+            raise _Out
+
+    def _pairs(self, first: str, second: str, cost: int):
+        """(a, b) of these types whose programs together need cost - 1 statements: costs that add up, or
+        (diamonds) a value of cost - 1 with one of the statement results it was built from, itself included."""
+        inner = cost - 1
+        for ca in range(inner + 1):
+            for a in self.by_cost[first][ca]:
+                for b in self.by_cost[second][inner - ca]:
+                    yield a, b
+        if inner == 0:
+            return
+        for a in self.by_cost[first][inner]:
+            for b in sorted(self.nodes[a].closure):
+                if self.types[b] == second and (b != a or first == second):
+                    yield a, b
+        for b in self.by_cost[second][inner]:
+            for a in sorted(self.nodes[b].closure):
+                if a != b and self.types[a] == first:
+                    yield a, b
+
+    def level(self, cost: int) -> None:
+        """Every value of this cost: one-list operations on values of cost - 1, two-argument ones on pairs."""
+        for t in self.by_cost.values():
+            t.append([])
+        for op, (kind, arg_types, _) in dc.SIGNATURES.items():
+            if len(arg_types) == 1:
+                arg_tuples = [(a,) for a in self.by_cost["L"][cost - 1]]
+            else:
+                arg_tuples = list(self._pairs(arg_types[0], arg_types[1], cost))
+            for lam in (dc.LAMBDAS_OF_KIND[kind] if kind else (None,)):
+                self._apply(op, lam, arg_tuples, cost)
+
+    def program(self, node_id: int) -> dc.Program:
+        order = sorted(self.nodes[node_id].closure)  # ids grow with creation, so arguments come first
+        position = {n: self.num_inputs + k for k, n in enumerate(order)}
+        position.update({i: i for i in range(self.num_inputs)})
+        statements = tuple(dc.Statement(self.nodes[n].op, self.nodes[n].lam,
+                                        tuple(position[a] for a in self.nodes[n].args)) for n in order)
+        return dc.Program(self.num_inputs, statements)
+
+
+def search(inputs: Sequence[Sequence[dc.Value]], outputs: Sequence[dc.Value], time_limit: float = 1.0,
+           max_length: int = dc.MAX_STATEMENTS) -> SearchResult:
+    """Bottom-up search for a program of at most `max_length` statements that maps every example's inputs to
+    its output, within `time_limit` seconds (wall clock)."""
+    start = time.perf_counter()
+    e = _Enumerator(inputs, outputs, time_limit)
+    timed_out = False
+    if e.target == e.columns[-1]:  # the last input already is the output: the empty program returns it
+        return SearchResult(dc.Program(e.num_inputs, ()), True, 0, time.perf_counter() - start, len(e.columns))
+    try:
+        for cost in range(1, max_length + 1):
+            e.level(cost)
+    except _Out:
+        timed_out = e.found is None
+    program = e.program(e.found) if e.found is not None else None
+    solved = program is not None and dc.solves(program, inputs, outputs)
+    return SearchResult(program, solved, e.tried, time.perf_counter() - start, len(e.columns), timed_out)
+
+
+def search_task(task: dc.DeepCoderTask, time_limit: float = 1.0) -> SearchResult:
+    return search(task.inputs, task.outputs, time_limit)
+
+
+def evaluate_file(path: str | Path, time_limit: float = 1.0, limit: int = 0,
+                  progress: bool = False) -> dict[str, Any]:
+    """Run the search on every task of a jsonl file (the first `limit` when > 0) with `time_limit` seconds per
+    task: per-task records and the solve rate overall and by the reference program's length."""
+    tasks = dc.read_tasks(path)
+    if limit > 0:
+        tasks = tasks[:limit]
+    records = []
+    iterator = tasks
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(tasks, desc=f"search {Path(path).name}", unit="task")
+    for t in iterator:
+        r = search_task(t, time_limit)
+        records.append({"index": t.index, "length": len(t.program) if t.program else None, "solved": r.solved,
+                        "program": dc.format_program(r.program) if r.program else None,
+                        "found_length": len(r.program) if r.program else None, "tried": r.tried,
+                        "seconds": round(r.seconds, 4)})
+    by_length: dict[str, dict[str, float]] = {}
+    for n in sorted({r["length"] for r in records if r["length"] is not None}):
+        group = [r for r in records if r["length"] == n]
+        by_length[str(n)] = {"tasks": len(group), "solve_rate": sum(r["solved"] for r in group) / len(group)}
+    n = max(len(records), 1)
+    return {"file": str(path), "time_limit": time_limit, "tasks": len(records),
+            "solve_rate": sum(r["solved"] for r in records) / n, "by_length": by_length,
+            "mean_seconds": sum(r["seconds"] for r in records) / n,
+            "mean_tried": sum(r["tried"] for r in records) / n, "records": records}
+
+
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    lines = [f"{result['file']}: {result['tasks']} tasks, {result['time_limit']:g} s per task: solve rate "
+             f"{100 * result['solve_rate']:.1f} %, mean {result['mean_seconds']:.3f} s and "
+             f"{result['mean_tried']:.0f} programs tried per task"]
+    lines += [f"  length {n}: {100 * g['solve_rate']:.1f} % of {g['tasks']}" for n, g in result["by_length"].items()]
+    return lines
