@@ -127,6 +127,21 @@ def test_mlp_norm_fix_differs_from_reference_bug():
     assert not torch.allclose(h_fixed, h_buggy)
 
 
+def test_reference_mlp_norm_normalises_over_the_sequence_axis():
+    """What the published code computes (and `sudoku-mlp` now runs): the token mixer's residual sum is
+    normalised over positions, the channel block's over the hidden axis."""
+    model = build_model(tiny_model_config(mixer="mlp", pos_encoding="none", reference_mlp_norm=True), SUDOKU)
+    block = model.net.blocks[0]
+    x = torch.randn(2, 83, 32)
+
+    def norm(t, dim):
+        return t * torch.rsqrt(t.pow(2).mean(dim, keepdim=True) + 1e-5)
+
+    h = norm(x + block.token_mlp(x.transpose(1, 2)).transpose(1, 2), dim=1)
+    expected = norm(h + block.mlp(h), dim=-1)
+    assert torch.allclose(block(x, None), expected, atol=1e-5)
+
+
 def test_bfloat16_forward_trains():
     """The GPU path (fp32 weights cast to bf16 on use, fp32 norms and losses) also runs on the CPU."""
     from recursia.supervision import DeepSupervision, Examples

@@ -375,3 +375,18 @@ def test_27_collection_puzzles_equivalent_to_training() -> None:
     bounds = np.cumsum([0] + [len(s) for s in sets])
     per_file = [int(((hits >= lo) & (hits < hi)).sum()) for lo, hi in zip(bounds[:-1], bounds[1:])]
     assert per_file == [14, 0, 13]
+
+
+def test_best_partial_keeps_clues_and_the_most_confident_of_two_conflicting_digits():
+    from recursia.tasks.sudoku_partial import best_partial
+
+    question = np.zeros(81, dtype=np.int64)
+    question[0] = 5  # a clue in row 1
+    answer = np.zeros(81, dtype=np.int64)
+    answer[0], answer[1], answer[2], answer[9] = 7, 3, 3, 5  # clue overwritten; 3 twice in row 1; 5 below the clue
+    conf = np.zeros(81)
+    conf[1], conf[2], conf[9] = 0.4, 0.9, 0.99
+    out = best_partial(question, answer, conf)
+    assert out[0] == 5 and out[2] == 3 and out[1] == 0  # the more confident 3 stays, the clue is kept
+    assert out[9] == 0  # 5 repeats the clue in box 1 and column 1
+    assert int((out != 0).sum()) == 2

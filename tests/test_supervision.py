@@ -111,3 +111,34 @@ def test_rollout_and_halting_step():
     short, stopped = run(model, inputs, torch.zeros(3, dtype=torch.int32), HaltRule(learned=True))
     assert len(short.predictions) == 1 and stopped.tolist() == [0, 0, 0]
     assert torch.equal(short.predictions[0], rec.predictions[0])
+
+
+def test_reference_losses_are_sums_over_all_slots_divided_by_the_batch():
+    """`ref_lm_loss` / `ref_q_halt_loss` mean what the reference logs: every slot's loss (halted or not)
+    summed and divided by the batch, here checked against a hand computation on 3 slots of 4 cells."""
+    from recursia.train import _reduce
+
+    spec = TaskSpec(seq_len=4, vocab_size=5)
+    cfg = tiny_model_config(N_sup=4, puzzle_emb_dim=0)
+    model = build_model(cfg, spec)
+    inputs = torch.tensor([[1, 2, 3, 4], [2, 2, 1, 1], [4, 3, 2, 1]])
+    labels = torch.tensor([[2, 3, 0, 0], [4, 4, 4, 4], [0, 1, 2, 0]])  # 0: unlabelled, no loss
+    ex = Examples(inputs, labels, torch.zeros(3, dtype=torch.int32), torch.arange(3))
+    sup = DeepSupervision(model, cfg, loss_kind="softmax", generator=torch.Generator().manual_seed(0))
+    carry, _, metrics = sup.train_step(sup.empty_carry(3, 4, torch.device("cpu")), lambda k: ex)
+
+    with torch.no_grad():
+        out = model(model.initial_state(3), inputs, ex.puzzle_ids)  # the same step, recomputed
+    logp = torch.log_softmax(out.logits.double(), -1)
+    lm, q = [], []
+    for b in range(3):
+        cells = [c for c in range(4) if labels[b, c] != 0]
+        lm.append(-sum(logp[b, c, labels[b, c]] for c in cells) / len(cells))
+        right = all(int(out.logits[b, c].argmax()) == int(labels[b, c]) for c in cells)
+        p = torch.sigmoid(out.q_halt[b].double())
+        q.append(-torch.log(p if right else 1 - p))
+    assert abs(float(metrics["ref_lm_loss"]) - float(sum(lm)) / 3) < 1e-5
+    assert abs(float(metrics["ref_q_halt_loss"]) - float(sum(q)) / 3) < 1e-5
+    record = _reduce({k: v.float() for k, v in metrics.items()}, steps=1, world=1)
+    assert not carry.halted.any() and record["halted_per_step"] == 0  # no slot halted: per-halted means are NaN
+    assert record["lm_loss"] != record["lm_loss"] and abs(record["ref_lm_loss"] - float(sum(lm)) / 3) < 1e-5

@@ -19,7 +19,7 @@ both the all-steps answer and the early-halting answer are read.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import torch
 
@@ -141,7 +141,7 @@ class DeepSupervision:
         lm = answer_loss(out.logits, labels, self.loss_kind)
         pred, accuracy, exact = cell_stats(out.logits.detach(), labels)
         loss = lm.sum()
-        q_halt_l = torch.zeros_like(lm)
+        q_halt_l, q_cont_l = torch.zeros_like(lm), None
         if out.q_halt is not None:
             q_halt_l = halt_loss(out.q_halt, exact)
             q_loss = q_halt_l
@@ -149,8 +149,9 @@ class DeepSupervision:
                 with torch.no_grad():
                     nxt = self.forward(out.state, ex.inputs, ex.puzzle_ids)
                 target = continue_target(nxt.q_halt, nxt.q_continue, last)
-                q_loss = q_loss + torch.nn.functional.binary_cross_entropy_with_logits(
+                q_cont_l = torch.nn.functional.binary_cross_entropy_with_logits(
                     out.q_continue, target, reduction="none")
+                q_loss = q_loss + q_cont_l
             loss = loss + 0.5 * q_loss.sum()
 
         done = halted & (ex.index >= 0) & ((labels != IGNORE).sum(-1) > 0)
@@ -162,9 +163,15 @@ class DeepSupervision:
             "steps": (steps.float() * d).sum(),
             "lm_loss": (lm.detach() * d).sum(),
             "q_halt_loss": (q_halt_l.detach() * d).sum(),
+            # What the reference logs as lm_loss / q_halt_loss: sums over every slot, halted or not, divided
+            # by the batch (per step, so curves compare with published logs). `train.py` logs them per step.
+            "ref_lm_loss": lm.detach().sum() / len(lm),
+            "ref_q_halt_loss": q_halt_l.detach().sum() / len(lm),
         }
         if out.q_halt is not None:
             metrics["q_halt_accuracy"] = (((out.q_halt >= 0) == exact).float() * d).sum()
+        if q_cont_l is not None:
+            metrics["ref_q_continue_loss"] = q_cont_l.detach().sum() / len(lm)
         new = Carry(out.state, steps, halted, ex)
         return new, loss, metrics
 
@@ -178,6 +185,9 @@ class Rollout:
     q_halt: list[torch.Tensor | None]
     q_continue: list[torch.Tensor | None]
     halt: list[torch.Tensor | None]  # N_sup x (B,) the learned rule's decision after each step
+    # filled only where the task's answer check ran (`halting.run` with a Verifier, `evaluate` with verify):
+    verified: list[torch.Tensor] = field(default_factory=list)  # N_sup x (B,) bool: the answer verifies
+    tried: list[torch.Tensor] = field(default_factory=list)  # N_sup x (B,) answers checked (candidates)
 
 
 @torch.no_grad()

@@ -57,9 +57,10 @@ class TRM(RecursiveModel):
 
         s = dict(state)
         if self.cfg.features == "yz":
+            yx = s["y"] + x  # y is fixed during the n latent updates: one sum per cycle, the same values
             for i in range(n):
                 with grad_for(i):
-                    s["z"] = self.net(s["z"], s["y"] + x, rope)
+                    s["z"] = self.net(s["z"], yx, rope)
             s["y"] = net_y(s["y"], s["z"], rope)
         elif self.cfg.features == "z":
             for i in range(n):
