@@ -11,6 +11,9 @@ import torch
 from recursia.config import ModelConfig
 
 REPO = Path(__file__).resolve().parents[1]
+# One torch thread, as `recursia train` uses by default: on a shared 2-core machine two threads stall whenever
+# anything else runs (docs/benchmarks.md, threads), which made the suite several times slower.
+torch.set_num_threads(1)
 
 
 def data_root() -> Path | None:

@@ -92,6 +92,18 @@ def test_isolated_duplicate_is_dropped_and_reported(tmp_path):
     m = build_arc_dataset([src], tmp_path / "d", versions=0, progress=False)
     assert m["arc"]["dropped_training_tasks"] == {"40853293": ["070dd51e"]}
     assert [t["id"] for t in m["arc"]["tasks"] if t["role"] == "train"] == ["007bbfb7"]
+    # the command line says so too, not only the manifest
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    proc = subprocess.run([sys.executable, "-m", "recursia", "data", "build", "arc", "--source", str(src), "--out",
+                           str(tmp_path / "c"), "--augment", "0"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert proc.returncode == 0, proc.stderr
+    assert "note: left out 1 training task(s) that copy evaluation tasks: 40853293 (= 070dd51e)" in proc.stdout
 
 
 class Oracle(nn.Module):
@@ -157,7 +169,7 @@ def test_arc_model_trains_and_heldout_fitting_touches_only_new_rows(tmp_path):
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in weights.items())  # network frozen
 
 
-def test_arc_through_the_command_line(tmp_path):
+def test_arc_through_the_command_line(tmp_path, monkeypatch):
     """build -> train -> eval -> solve (a known evaluation task, and a task the model never saw)."""
     import os
     import subprocess
@@ -196,3 +208,24 @@ def test_arc_through_the_command_line(tmp_path):
     bad.write_text('{"train": [{"input": [[1, 2], [3]], "output": [[1]]}], "test": [{"input": [[1]]}]}')
     proc = run("solve", str(out), "--file", str(bad))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    # fitting a new task: its own batch size and step count, and a bar that counts the steps
+    proc = run("solve", str(out), "--file", str(new), "--versions", "1", "--adapt-steps", "3",
+               "--adapt-batch-size", "2")
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "(3 steps at batch 2)" in proc.stdout and "fit embeddings (batch 2)" in proc.stderr
+    assert "3/3" in proc.stderr
+    # by default the batch is at most the task's demonstration examples, not the 768 of the ARC presets
+    import dataclasses
+
+    from recursia.checkpoint import load_model
+    from recursia.tasks import arc_solve
+
+    seen = []
+    monkeypatch.setattr("recursia.adapt.fit_embeddings", lambda m, split, c, steps, batch, *a: seen.append(
+        (len(split), batch)))
+    model, cfg, _ = load_model(out)
+    with pytest.raises(DataError, match="is a directory; pass one task's .json file"):
+        arc_solve.solve_task_file(model, cfg, tmp_path, progress=False)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, eval_batch_size=768))
+    arc_solve.solve_task_file(model, cfg, new, versions=1, progress=False)
+    assert len(seen) == 1 and seen[0][1] == seen[0][0] < 768

@@ -156,3 +156,125 @@ def test_bad_csv_row_is_reported_with_line(tmp_path):
                    f"{good_q},{'1' * 81},0\n")
     proc = run("data", "build", "sudoku", "--source", str(bad), "--out", str(tmp_path / "o"))
     assert proc.returncode == 2 and "train.csv:2" in proc.stderr
+
+
+def run_here(capsys, *args: str) -> tuple[int, str]:
+    """`recursia ARGS` inside this process (no start-up cost): the exit status and stderr. An exception other
+    than the ones main() turns into messages propagates, so a traceback fails the test."""
+    from recursia import cli
+
+    argv = sys.argv
+    sys.argv = ["recursia", *args]
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    finally:
+        sys.argv = argv
+    return code, capsys.readouterr().err
+
+
+def test_bad_values_and_inputs_get_one_line_messages(trained, tmp_path, capsys):
+    """Issue 13, items 6 and 7: each of these was a traceback or a misleading message."""
+    run_dir, data = str(trained["run"]), str(trained["data"])
+    existing = tmp_path / "picture.png"
+    existing.write_text("x")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    maze_file = tmp_path / "maze.txt"
+    maze_file.write_text("\n".join(["#" * 30] + ["#S" + " " * 27 + "#"] + ["#" * 28 + "G#"] + ["#" * 30] * 27) + "\n")
+    bad_row = tmp_path / "bad.txt"
+    bad_row.write_text(PUZZLE + "\n" + "55" + PUZZLE[2:] + "\n")
+    torch_file = tmp_path / "model.pt"
+    torch_file.write_bytes(b"\x80\x02not a checkpoint")
+    cases = [
+        (["eval", run_dir, "--batch-size", "0"], "--batch-size must be at least 1"),
+        (["eval", run_dir, "--limit", "-5"], "--limit at least 0"),
+        (["data", "build", "sudoku", "--source", data, "--out", str(tmp_path / "a"), "--augment", "-1"],
+         "--augment"),
+        (["data", "generate", "sudoku", "--out", str(tmp_path / "e"), "--count", "0", "--test-count", "0"],
+         "would write an empty dataset"),
+        (["viz", run_dir, PUZZLE, "--out", str(existing)], "is a file; pass a folder"),
+        (["solve", run_dir, "--file", str(folder)], "is a directory; pass a file"),
+        (["solve", run_dir, "--file", str(maze_file)], "probably a maze file"),
+        (["eval", str(torch_file)], "is not a Recursia checkpoint (a PyTorch pickle"),
+        (["solve", str(torch_file), PUZZLE], "is not a Recursia checkpoint (a PyTorch pickle"),
+    ]
+    for args, fragment in cases:
+        code, err = run_here(capsys, *args)
+        assert code == 2 and fragment in err, (args, code, err)
+    code, err = run_here(capsys, "solve", run_dir, "--file", str(bad_row))
+    assert code == 2 and "bad.txt:2" in err and "skip" not in err  # solve cannot skip rows
+    proc = run("eval", run_dir, "--batch-size", "0")  # and as a user runs it: one line, no traceback
+    assert proc.returncode == 2 and proc.stderr.startswith("error: --batch-size") and "Traceback" not in proc.stderr
+    assert not (tmp_path / "e").exists()
+
+
+def test_python_solve_checks_arrays_like_text(trained):
+    import numpy as np
+
+    import recursia
+    from recursia.errors import PuzzleError
+
+    model = recursia.load(str(trained["run"]), device="cpu")
+    for grid, fragment in ((np.zeros(80, dtype=int), "80 cells, expected 81"),
+                           (np.full(81, 12), "values must be integers 0..9")):
+        with pytest.raises(PuzzleError, match=fragment):
+            model.solve(grid)
+
+
+def test_an_empty_training_split_is_named(tmp_path):
+    data = tmp_path / "only-test"
+    run("data", "generate", "sudoku", "--out", str(data), "--count", "0", "--test-count", "8", "--blanks", "12",
+        check=True)
+    proc = run("train", "--quiet", "--data", str(data), "--out", str(tmp_path / "r"), *TINY)
+    assert proc.returncode == 2 and "the train split of" in proc.stderr and "is empty" in proc.stderr
+    assert "ranks" not in proc.stderr
+
+
+def test_a_run_finds_its_data_from_any_directory(trained, tmp_path):
+    """--data is stored absolute; a relative path saved by an older run is reported with the path tried."""
+    work = tmp_path / "work"
+    shutil.copytree(trained["data"], work / "data")
+    proc = subprocess.run([sys.executable, "-m", "recursia", "train", "--quiet", "--data", "data", "--out", "r",
+                           *TINY, "train.lr_schedule=constant"], capture_output=True, text=True, env=ENV, cwd=work,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert run("eval", str(work / "r"), "--quiet").returncode == 0  # from the repository, not from `work`
+    moved = tmp_path / "moved"
+    shutil.move(str(work / "data"), moved)
+    proc = run("train", "--quiet", "--resume", str(work / "r"), "train.steps=8")
+    assert proc.returncode == 2 and f"looked for {work / 'data'}" in proc.stderr
+    assert run("train", "--quiet", "--resume", str(work / "r"), "--data", str(moved), "train.steps=8").returncode == 0
+    old = tmp_path / "old"
+    shutil.copytree(trained["run"], old)
+    meta_path = next(old.glob("checkpoints/step-*/meta.json"))
+    meta = json.loads(meta_path.read_text())
+    meta["config"]["data"]["dir"] = "data/sudoku-rel"
+    meta_path.write_text(json.dumps(meta))
+    proc = run("eval", str(old), "--quiet")
+    assert proc.returncode == 2 and "sudoku data" in proc.stderr and "a relative path" in proc.stderr
+    assert f"looked up as {Path.cwd() / 'data' / 'sudoku-rel'}" in proc.stderr
+
+
+HARD = "..............3.85..1.2.......5.7.....4...1...9.......5......73..2.1........4...9"  # 17 clues
+
+
+def test_unsolved_puzzle_says_not_solved_and_shows_only_a_rule_abiding_partial_grid(trained):
+    """An untrained model cannot solve a 17-clue puzzle: the output must say so, and the grid it shows is the
+    partial grid (clues kept, no repeated digit), never the model's rule-breaking answer."""
+    from recursia.tasks.sudoku import check_answer, clue_conflicts, parse_grid
+
+    proc = run("solve", str(trained["run"]), HARD, "--halt", "all")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "puzzle 1: NOT SOLVED after 3 step(s)" in out and "1 of 1 puzzles not solved" in out
+    assert "best partial grid" in out and "solved after" not in out.replace("NOT SOLVED after", "")
+    grid_lines = out.split("best partial grid")[1].splitlines()[1:12]
+    partial = parse_grid("".join(c for line in grid_lines for c in line if c in ".123456789"))
+    question = parse_grid(HARD)
+    assert clue_conflicts(partial) == [] and ((partial == question) | (question == 0)).all()
+    record = json.loads(run("solve", str(trained["run"]), HARD, "--halt", "all", "--json").stdout.splitlines()[0])
+    assert record["valid"] is False and check_answer(question, parse_grid(record["answer"]))
+    assert parse_grid(record["partial"]).tolist() == partial.tolist()

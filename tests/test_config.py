@@ -27,6 +27,19 @@ def test_paper_recipes():
         assert (cfg.train.global_batch_size, cfg.train.lr, cfg.train.weight_decay) == (768, 1e-4, 1.0)
 
 
+def test_paper_presets_run_the_published_arithmetic():
+    """The paper's numbers came from the published code, whose MLP mixer normalises over the sequence axis:
+    every paper-named MLP preset must do the same; the corrected norm is its own preset, otherwise identical."""
+    for name in preset_names():
+        cfg = load_preset(name)
+        if cfg.model.mixer == "mlp" and name != "demo" and not name.endswith("-fixed"):
+            assert cfg.model.reference_mlp_norm, name
+    fixed, paper = load_preset("sudoku-mlp-fixed"), load_preset("sudoku-mlp")
+    assert not fixed.model.reference_mlp_norm
+    assert fixed.model == paper.model.__class__(**{**paper.model.__dict__, "reference_mlp_norm": False})
+    assert fixed.train == paper.train and fixed.data == paper.data
+
+
 def test_overrides_are_typed():
     cfg = build_config("sudoku-mlp", ["model.n=4", "train.lr=3e-4", "train.ema=false", "data.dir=/x"])
     assert cfg.model.n == 4 and cfg.train.lr == 3e-4 and cfg.train.ema is False and cfg.data.dir == "/x"
@@ -71,3 +84,29 @@ def test_paper_presets_take_a_training_step(preset, tmp_path):
     assert float(metrics["loss"]) > 0 and not trainer.model.lm_head.weight.detach().equal(before)
     expected = {"sudoku-mlp": 5.0, "sudoku-att": 6.8, "sudoku-hrm": 27.3}[preset]
     assert round(trainer.model.count_parameters() / 1e6, 1) == expected
+
+
+@pytest.mark.parametrize("override,fragment", [
+    ("train.lr=nan", "train.lr=nan is not a finite number; it must be > 0"),
+    ("train.lr=.inf", "train.lr=inf is not a finite number"),
+    ("train.checkpoint_every=-1", "train.checkpoint_every=-1 must be at least 0"),
+    ("train.eval_every=-3", "train.eval_every=-3 must be at least 0"),
+    ("model.expansion=0", "model.expansion=0.0 must be > 0"),
+    ("train.threads=-2", "train.threads=-2 must be at least 0"),
+    ("train.time_limit_s=-5", "train.time_limit_s=-5.0 must be at least 0"),
+    ("train.beta2=1", "train.beta2=1.0 must be in [0, 1)"),
+    ("data.generate.blanks=70", "data.generate.blanks=70 must be in [0, 64]"),
+])
+def test_numeric_values_are_range_checked(override, fragment):
+    with pytest.raises(ConfigError) as info:
+        build_config("demo", [override])
+    assert fragment in str(info.value)
+
+
+def test_every_numeric_field_has_a_range():
+    """A new int or float field cannot skip validation: it must be listed in config._RANGES."""
+    from recursia.config import _RANGES, _flatten
+
+    cfg = build_config("demo")  # data.generate is set, so its fields are present too
+    numeric = {k for k, v in _flatten(cfg.to_dict()).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    assert numeric and numeric == set(_RANGES)

@@ -1,6 +1,6 @@
 """Learning, for real: a tiny TRM learns generated Sudoku, and recursion is what solves it.
 
-The first test is a smaller version of the demo (about 40 s on 2 cores). The second runs the `demo` preset
+The first test is a smaller version of the demo (103 s on 2 cores shared with other jobs). The second runs the `demo` preset
 exactly as `recursia train` does and checks the promise of the README: more than 90% of the held-out puzzles
 exactly right after 8 supervision steps, far more than the same network applied once. (Its wall time is a
 benchmark, recorded in docs/benchmarks.md, not asserted here.)

@@ -284,14 +284,35 @@ def test_plot_leaves_out_missing_values_and_refuses_empty_series():
         chart("t", [Series("a", [1, 2], [float("nan"), float("nan")], "#FF0000")], "x", "y")
 
 
-def test_solve_watch_shows_every_step_then_the_result(sudoku_run):
-    proc = cli("solve", str(sudoku_run), PUZZLE, "--watch")
-    assert proc.returncode in (0, 1), proc.stderr  # 1 when the barely trained model's answer is not valid
-    out = proc.stdout
-    positions = [out.index(f"step {k}/{N_SUDOKU}:") for k in range(1, N_SUDOKU + 1)]
-    assert positions == sorted(positions) and positions[-1] < out.index("puzzle 1:")
-    assert out.count("------+-------+------") == 2 * (N_SUDOKU + 1)  # a grid per step, then the result's
-    plain = cli("solve", str(sudoku_run), PUZZLE)
-    assert plain.returncode == proc.returncode and out.endswith(plain.stdout)  # the usual output, unchanged
+def test_halting_chart_title_and_top_tick_are_readable():
+    from recursia.plot import LEFT, TOP, Series, chart, halting_title
+
+    title = halting_title({"halting": "halt", "early_halting": {"mean_steps": 2.5}})
+    assert title == "where halting stops (model.halting=halt, mean 2.50 steps)"  # not "halt halting"
+    series = [Series("s", [1.0, 2.0], [0.2, 0.9], "#FF0000")]
+    labelled = np.asarray(chart("t", series, "x", "examples", y_range=(0.0, 1.0)))
+    bare = np.asarray(chart("t", series, "x", "", y_range=(0.0, 1.0)))
+    box = (slice(TOP - 8, TOP + 8), slice(0, LEFT - 2))  # where the top tick's label ("1") is drawn
+    assert np.array_equal(labelled[box], bare[box])  # the axis label does not cover it
+
+
+def test_solve_watch_draws_the_steps_the_solve_runs(sudoku_run):
+    """The frames end where the halting rule stops the puzzle (default stable=2), then the usual output."""
+    runs = {}
+    for halt in ([], ["--halt", "all"], ["--halt", "confidence=0.001"]):
+        proc = cli("solve", str(sudoku_run), PUZZLE, "--watch", *halt)
+        assert proc.returncode in (0, 1), proc.stderr  # 1 when the barely trained model's answer is not valid
+        out = proc.stdout
+        steps = int(re.search(r"puzzle 1: .* after (\d+) step", out).group(1))
+        positions = [out.index(f"step {k}/{N_SUDOKU}:") for k in range(1, steps + 1)]
+        assert positions == sorted(positions) and positions[-1] < out.index("puzzle 1:")
+        assert f"step {steps + 1}/{N_SUDOKU}:" not in out
+        assert out.count("------+-------+------") == 2 * (steps + 1)  # a grid per step, then the result's
+        assert ("stopped after step" in out) == (steps < N_SUDOKU)
+        if not halt:
+            plain = cli("solve", str(sudoku_run), PUZZLE)
+            assert plain.returncode == proc.returncode and out.endswith(plain.stdout)  # the usual output
+        runs[" ".join(halt)] = steps
+    assert runs["--halt all"] == N_SUDOKU and runs["--halt confidence=0.001"] < N_SUDOKU  # the rule stops it
     both = cli("solve", str(sudoku_run), PUZZLE, "--watch", "--json")
     assert both.returncode == 2 and "--watch" in both.stderr

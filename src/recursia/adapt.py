@@ -38,13 +38,19 @@ def fit_embeddings(model: RecursiveModel, split: Split, cfg: RunConfig, steps: i
                           for key in ("inputs", "labels", "puzzle_ids", "index")))
 
     model.train()
+    bar = tqdm(total=steps, desc=f"fit embeddings (batch {batch_size})", unit="step", disable=not progress,
+               leave=False)
     try:
         carry = sup.empty_carry(batch_size, split.inputs.shape[1], device)
-        for _ in tqdm(range(steps), desc="fit embeddings", disable=not progress, leave=False):
+        for _ in range(steps):
             carry, loss, _ = sup.train_step(carry, fetch)
             loss.backward()
             sign.step()
+            bar.update(1)
+            if progress:
+                bar.set_postfix(loss=f"{float(loss) / batch_size:.3f}")
     finally:
+        bar.close()
         model.puzzle_emb.captured = []
         for p, flag in frozen:
             p.requires_grad_(flag)

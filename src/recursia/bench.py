@@ -23,7 +23,7 @@ from tqdm import tqdm
 from . import flops
 from .config import build_config
 from .dataset import Dataset
-from .runtime import setup, teardown
+from .runtime import set_threads, setup, teardown
 from .train import Trainer
 
 # Reference implementation on one H100 (torch.compile, bf16), from semantics.md: (steps/s, global batch).
@@ -53,8 +53,7 @@ def run(preset: str = "sudoku-mlp", steps: int = 50, warmup: int = 10, data: str
         overrides.append(f"data.dir={data}")
     cfg = build_config(preset, overrides + [f"train.steps={warmup + steps}"])
     rt = setup(cfg.train.device)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    set_threads(cfg.train.threads)
     tmp = Path(tempfile.mkdtemp(prefix="recursia-bench-"))
     try:
         dataset = Dataset(cfg.data.dir) if cfg.data.dir is not None else _generated(preset, tmp / "data")

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from . import __version__
 from .config import RunConfig, config_from_dict
-from .errors import CheckpointError, RecursiaError
+from .errors import CheckpointError, RecursiaError, RecursiaWarning
 from .model import RecursiveModel, TaskSpec, build_model
 
 FORMAT_VERSION = 1
@@ -110,6 +111,20 @@ def pretrained_names() -> list[str]:
         if PRETRAINED_DIR.is_dir() else []
 
 
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint folder of a run directory, or None when it has none yet. A folder is
+    renamed into place only when complete, so the newest one counts even if a kill came before `latest`."""
+    root = Path(run_dir) / "checkpoints"
+    latest = root / "latest"
+    if latest.is_file():
+        ck = root / latest.read_text().strip()
+        if ck.is_dir():
+            return ck
+    found = sorted(c for c in root.iterdir() if c.is_dir() and c.name.startswith("step-")
+                   and not c.name.endswith(".tmp")) if root.is_dir() else []
+    return found[-1] if found else None
+
+
 def resolve(path: str | Path) -> Path:
     """A bundled model's name, a run directory, a checkpoint folder, or a model.safetensors file -> the
     checkpoint folder. A path that exists wins over a bundled name."""
@@ -124,6 +139,11 @@ def resolve(path: str | Path) -> Path:
                                   "`recursia train` and pass its run directory instead")
     if p.is_file() and p.suffix == ".safetensors":
         return p.parent
+    if p.is_file():
+        other = (" (a PyTorch pickle from other code: Recursia loads only its own safetensors checkpoints)"
+                 if p.suffix in (".pt", ".pth", ".ckpt", ".bin") else "")
+        raise CheckpointError(f"{p} is not a Recursia checkpoint{other}; pass a run directory, a checkpoint "
+                              "folder or its model.safetensors")
     if (p / "model.safetensors").is_file() or (p / "meta.json").is_file():
         return p
     latest = p / "checkpoints" / "latest"
@@ -165,6 +185,11 @@ def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], sourc
         if own[k].shape != v.shape:
             raise CheckpointError(f"{source}: {k} has shape {tuple(v.shape)} but the model expects "
                                   f"{tuple(own[k].shape)} (config mismatch, e.g. hidden_size or data)")
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        warnings.warn(f"{source}: {len(bad)} weight tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}); "
+                      "the model's answers will be meaningless (did the run diverge? use an earlier checkpoint)",
+                      RecursiaWarning, stacklevel=3)
     model.load_state_dict(weights)
 
 

@@ -30,6 +30,9 @@ def _fail(message: str, code: int = 2) -> None:
 
 def main() -> None:
     """Entry point: RecursiaError becomes a one-line message and exit status 2 (no traceback)."""
+    from .errors import show_warnings_as_lines
+
+    show_warnings_as_lines()
     try:
         app()
     except RecursiaError as e:
@@ -134,11 +137,15 @@ def eval_cmd(
     from .model import resolve_dtype
     from .runtime import pick_device
 
+    if batch_size < 1 or limit < 0:
+        _fail("--batch-size must be at least 1 and --limit at least 0 (0: every example)")
+    _run_threads(checkpoint)
     dev = pick_device(device)
     model, cfg, meta = load_model(checkpoint, dev)
     model.set_forward_dtype(resolve_dtype(cfg.model.forward_dtype, dev))
-    data_dir = data or _run_data_dir(checkpoint, cfg)
+    data_dir = data or _run_data_dir(checkpoint, cfg, meta)
     ds = Dataset(data_dir)
+    ds.verify()
     if ds.manifest["seq_len"] != meta["task_spec"]["seq_len"] or ds.task != meta.get("task", ds.task):
         raise RecursiaError(f"{data_dir} holds {ds.task} data of length {ds.manifest['seq_len']}, but the "
                             f"checkpoint is a {meta.get('task')} model of length {meta['task_spec']['seq_len']}")
@@ -146,8 +153,10 @@ def eval_cmd(
     if halting_sweep and ds.task == "arc":
         raise RecursiaError("--halting-sweep scores single answers; ARC votes over versions (not supported)")
     from .halting import default_rules
+    from .tasks import get_task
 
-    rules = default_rules(model.q_head is not None) if halting_sweep else None
+    rules = default_rules(model.q_head is not None, get_task(ds.task).verify is not None) \
+        if halting_sweep else None
     result = evaluate_dataset(model, ds, split, batch_size, limit, progress=not quiet, out_dir=out_dir, cfg=cfg,
                               halt_rules=rules)
     result.update(checkpoint=str(resolve(checkpoint)), step=meta["step"], data=str(data_dir), split=split,
@@ -159,10 +168,25 @@ def eval_cmd(
         typer.echo(f"wrote {json_out}")
 
 
-def _run_data_dir(checkpoint: Path, cfg) -> Path:
+def _run_threads(checkpoint: Path) -> None:
+    """The run's train.threads applies to evaluating and solving with it too (runtime.set_threads says why)."""
+    from .checkpoint import read_meta, resolve
+    from .runtime import set_threads
+
+    set_threads(int(read_meta(resolve(checkpoint)).get("config", {}).get("train", {}).get("threads", 1)))
+
+
+def _run_data_dir(checkpoint: Path, cfg, meta: dict) -> Path:
     """The data a run trained on: data.dir, or the puzzles it generated into RUN_DIR/data."""
     if cfg.data.dir is not None:
-        return Path(cfg.data.dir)
+        path = Path(cfg.data.dir)
+        if not path.is_dir():
+            where = "" if path.is_absolute() else " (a relative path, saved by an older Recursia: it is read " \
+                "from the directory you run in)"
+            raise RecursiaError(f"cannot find the {meta.get('task', '?')} data that {checkpoint} was trained on: "
+                                f"data.dir={cfg.data.dir}{where} was looked up as {path.absolute()}, which does "
+                                "not exist; pass --data DIR")
+        return path
     from .checkpoint import resolve
 
     run_dir = resolve(checkpoint).parent.parent
@@ -180,10 +204,20 @@ def solve(
                                         "line; Maze: 30 lines of 30 characters per maze)."),
     halt: Optional[str] = typer.Option(None, "--halt", help="When to stop refining a puzzle: 'all' (N_sup "
                                        "steps), or conditions such as 'stable=2', 'confidence=0.9', 'learned', "
-                                       "joined by commas. Default: stable=2 (see docs/models.md)."),
+                                       "'verified' (the task's own check passes), joined by commas. Default: "
+                                       "stable=2 (see docs/models.md); DeepCoder: verified."),
+    candidates: int = typer.Option(1, "--candidates", help="Tasks that check answers (DeepCoder, Sudoku, Maze): "
+                                   "answers tried per step when the argmax fails, best-first over the cells' "
+                                   "probabilities; the first that verifies is kept (1: the argmax only)."),
     versions: int = typer.Option(8, "--versions", help="ARC: versions of a new task to fit and vote over."),
+    adapt_steps: Optional[int] = typer.Option(None, "--adapt-steps", help="ARC: steps fitting a new task's "
+                                              "embeddings (default: the run's train.adapt_steps)."),
+    adapt_batch_size: Optional[int] = typer.Option(None, "--adapt-batch-size", help="ARC: batch for that "
+                                                   "fitting (default: train.adapt_batch_size, else "
+                                                   "train.eval_batch_size, at most the task's examples)."),
     device: str = typer.Option("auto", "--device"),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per puzzle."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per puzzle. DeepCoder with "
+                                 "--file: `--json OUT.json` writes per-task records and the solve rate there."),
     watch: bool = typer.Option(False, "--watch", help="First show the first puzzle's grid being refined, "
                                "step by step, as the model runs (see docs/viz.md)."),
 ) -> None:
@@ -194,47 +228,99 @@ def solve(
 
     if watch and as_json:
         raise RecursiaError("--watch draws in the terminal and cannot be combined with --json")
+    _run_threads(checkpoint)
     if read_meta(resolve(checkpoint)).get("task") == "arc":
         if watch:
             raise RecursiaError("--watch shows Sudoku and Maze grids; for ARC, `recursia viz CHECKPOINT --file "
                                 "task.json --out DIR` draws a task step by step")
         if file is None or puzzles:
             raise RecursiaError("an ARC model solves a task file: recursia solve CHECKPOINT --file task.json")
-        _solve_arc(checkpoint, file, versions, device, as_json)
+        _solve_arc(checkpoint, file, versions, device, as_json, adapt_steps, adapt_batch_size)
         return
     solver = Solver.load(checkpoint, device=device)
+    if solver.task.name == "deepcoder" and file is not None:
+        _solve_deepcoder(solver, file, puzzles or [], as_json, halt, candidates)
+        return
     grids = [solver.parse(t, where=f"puzzle {i + 1}") for i, t in enumerate(puzzles or [])]
     if file is not None:
         grids += solver.read_file(file)
     if not grids:
         raise RecursiaError("no puzzle given: pass puzzles as arguments or --file FILE")
-    if watch:
-        _watch(solver, grids)
     from .halting import HaltRule
+    from .solve import DEFAULT_HALT
 
-    results = solver.solve_batch(grids, HaltRule.parse(halt) if halt is not None else None)
+    rule = HaltRule.parse(halt) if halt is not None else DEFAULT_HALT
+    if watch:
+        _watch(solver, grids, rule)
+    results = solver.solve_batch(grids, rule, candidates)
     failed = 0
     for i, r in enumerate(results):
         failed += not r.valid
+        partial = _partial(solver.task.name, r)
         if as_json:
-            typer.echo(json.dumps(r.to_json()))
+            record = r.to_json()
+            if partial is not None:
+                record["partial"] = "".join(str(int(v)) for v in partial.ravel())
+            typer.echo(json.dumps(record))
             continue
-        head = f"puzzle {i + 1}: {'valid' if r.valid else 'NOT valid'} after {r.steps} step(s)"
+        head = f"puzzle {i + 1}: {'solved' if r.valid else 'NOT SOLVED'} after {r.steps} step(s)"
         if r.halt_step is not None:
             head += f" (the halting head fired at step {r.halt_step})"
         if r.halt_confidence is not None:
             head += f", halting confidence {r.halt_confidence:.3f}"
         typer.echo(head)
-        typer.echo(solver.task.format(r.answer))
+        if r.valid:
+            typer.echo(solver.task.format(r.answer))
+            continue
+        typer.echo(f"the model's answer breaks the puzzle's rules ({len(r.problems)} problem(s), first ones below)")
         for problem in r.problems[:5]:
             typer.echo(f"  - {problem}")
+        if partial is not None:
+            blanks = int((r.question == 0).sum())
+            typer.echo(f"best partial grid (clues, then the model's digits that break no rule, most confident "
+                       f"first; {int((partial != 0).sum()) - (r.question.size - blanks)} of {blanks} blanks "
+                       f"filled):")
+            typer.echo(solver.task.format(partial))
+        else:
+            typer.echo("the model's answer, which is NOT a solution:")
+            typer.echo(solver.task.format(r.answer))
     if failed:
         if not as_json:
-            typer.echo(f"{failed} of {len(results)} answers are not valid solutions")
+            typer.echo(f"{failed} of {len(results)} puzzles not solved")
         raise typer.Exit(1)
 
 
-def _solve_arc(checkpoint: Path, file: Path, versions: int, device: str, as_json: bool) -> None:
+def _partial(task: str, r):
+    """Sudoku: the best partial grid of an unsolved puzzle (`tasks/sudoku_partial.py`); None otherwise."""
+    if r.valid or task != "sudoku":
+        return None
+    from .tasks.sudoku_partial import best_partial
+
+    return best_partial(r.question, r.answer, r.confidence[-1] if r.confidence else None)
+
+
+def _solve_deepcoder(solver, file: Path, rest: list[str], as_json: bool, halt: Optional[str],
+                     candidates: int) -> None:
+    """A DeepCoder task file: a summary on the terminal; `--json OUT.json` writes every task's record."""
+    from .evaluate import write_json
+    from .halting import HaltRule
+    from .tasks.deepcoder_solve import VERIFIED, solve_file, summary_lines
+
+    if len(rest) > (1 if as_json else 0) or (rest and not rest[0].endswith(".json")):
+        raise RecursiaError("a DeepCoder task file is solved as: recursia solve MODEL --file TASKS.jsonl "
+                            "[--json OUT.json]; no other arguments")
+    rule = HaltRule.parse(halt) if halt is not None else VERIFIED
+    result = solve_file(solver, file, rule, candidates)
+    for line in summary_lines(result):
+        typer.echo(line)
+    if as_json:
+        out = Path(rest[0]) if rest else file.with_suffix(".solved.json")
+        write_json(result, out)
+        typer.echo(f"wrote {out}")
+
+
+def _solve_arc(checkpoint: Path, file: Path, versions: int, device: str, as_json: bool,
+               adapt_steps: Optional[int], adapt_batch_size: Optional[int]) -> None:
     from .checkpoint import load_model
     from .model import resolve_dtype
     from .runtime import pick_device
@@ -244,7 +330,8 @@ def _solve_arc(checkpoint: Path, file: Path, versions: int, device: str, as_json
     dev = pick_device(device)
     model, cfg, _ = load_model(checkpoint, dev)
     model.set_forward_dtype(resolve_dtype(cfg.model.forward_dtype, dev))
-    answers, how = solve_task_file(model, cfg, file, versions, progress=not as_json)
+    answers, how = solve_task_file(model, cfg, file, versions, progress=not as_json, adapt_steps=adapt_steps,
+                                   adapt_batch_size=adapt_batch_size)
     if as_json:
         for a in answers:
             typer.echo(json.dumps({"test_index": a.test_index, "correct": a.correct,
@@ -286,10 +373,19 @@ def data_build(
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
     """Build a memory-mapped dataset (with manifest and fingerprint) from raw files."""
-    if task not in ("sudoku", "maze", "arc"):
-        _fail(f"unknown task {task!r}; `data build` knows: sudoku, maze, arc")
+    if task not in ("sudoku", "maze", "arc", "deepcoder"):
+        _fail(f"unknown task {task!r}; `data build` knows: sudoku, maze, arc, deepcoder")
+    if task == "deepcoder":
+        if len(source) != 1:
+            _fail("deepcoder takes one --source: a jsonl task file such as NONE.jsonl (it becomes a test split)")
+        from .tasks.deepcoder import build_deepcoder_dataset
+
+        _print_manifest(out, build_deepcoder_dataset(source[0], out, overwrite=overwrite))
+        return
     if task != "arc" and len(source) != 1:
         _fail(f"{task} takes one --source (a folder with train.csv, or a CSV file)")
+    if augment is not None and augment < 0 or train_count < 0 or test_count < 0 or generate_test < 0:
+        _fail("--augment, --train-count, --test-count and --generate-test must be at least 0")
     if task == "sudoku":
         from .tasks.sudoku_data import build_sudoku_dataset
 
@@ -309,21 +405,32 @@ def data_build(
         m = build_arc_dataset(source, out, protocol=protocol, versions=1000 if augment is None else augment,
                               seed=seed, overwrite=overwrite)
     _print_manifest(out, m)
+    dropped = m.get("arc", {}).get("dropped_training_tasks", {})
+    if dropped:
+        typer.echo(f"note: left out {len(dropped)} training task(s) that copy evaluation tasks: "
+                   + ", ".join(f"{k} (= {', '.join(v)})" for k, v in dropped.items())
+                   + " (listed in the manifest as dropped_training_tasks)")
 
 
 @data_app.command("generate")
 def data_generate(
-    task: str = typer.Argument(..., help="Task: sudoku or maze."),
+    task: str = typer.Argument(..., help="Task: sudoku, maze or deepcoder."),
     out: Path = typer.Option(..., "--out", help="Output dataset directory."),
     count: int = typer.Option(1000, "--count", help="Training puzzles."),
     test_count: int = typer.Option(1000, "--test-count", help="Held-out test puzzles."),
     blanks: int = typer.Option(40, "--blanks", help="Sudoku: empty cells per puzzle (difficulty)."),
     min_rounds: int = typer.Option(1, "--min-rounds", help="Sudoku: minimum rounds of single-cell deductions."),
     augment: int = typer.Option(0, "--augment", help="Sudoku: augmented copies per training puzzle."),
+    max_length: int = typer.Option(5, "--max-length", help="DeepCoder: longest program (statements, 1-5)."),
     seed: int = typer.Option(0, "--seed"),
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
-    """Generate puzzles (Sudoku: unique solutions; Maze: the official look and labelling rule), seeded."""
+    """Generate puzzles (Sudoku: unique solutions; Maze: the official look and labelling rule; DeepCoder: the
+    reference's sampling rules), seeded."""
+    if count < 0 or test_count < 0 or augment < 0:
+        _fail("--count, --test-count and --augment must be at least 0")
+    if count + test_count == 0:
+        _fail("--count and --test-count are both 0, which would write an empty dataset; ask for some puzzles")
     if task == "sudoku":
         from .tasks.sudoku_data import generate_sudoku_dataset
 
@@ -334,8 +441,13 @@ def data_generate(
 
         m = generate_maze_dataset(out, train_count=count, test_count=test_count, seed=seed, overwrite=overwrite,
                                   progress=True)
+    elif task == "deepcoder":
+        from .tasks.deepcoder import generate_deepcoder_dataset
+
+        m = generate_deepcoder_dataset(out, train_count=count, test_count=test_count, seed=seed,
+                                       max_length=max_length, overwrite=overwrite)
     else:
-        _fail(f"unknown task {task!r}; `data generate` knows: sudoku, maze")
+        _fail(f"unknown task {task!r}; `data generate` knows: sudoku, maze, deepcoder")
         return
     _print_manifest(out, m)
 
@@ -421,6 +533,7 @@ def viz(
     and a self-contained page with a step slider and the halting curve (viewer.html)."""
     from .viz import trace_checkpoint, write_visuals
 
+    _run_threads(checkpoint)
     trace = trace_checkpoint(checkpoint, puzzle, file, index, steps, device)
     for path in write_visuals(trace, out):
         typer.echo(f"wrote {path}")
@@ -443,13 +556,13 @@ def plot(
         typer.echo(f"note: {note}")
 
 
-def _watch(solver, grids: list) -> None:
+def _watch(solver, grids: list, rule) -> None:
     """solve --watch: the first puzzle's grid after every supervision step, drawn as the model computes it."""
     from .viz_watch import watch
 
     if len(grids) > 1:
         typer.echo(f"watching puzzle 1 of {len(grids)}")
-    watch(solver.model, solver.task, grids[0])
+    watch(solver.model, solver.task, grids[0], rule)
     typer.echo("")
 
 

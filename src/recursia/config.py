@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
@@ -63,6 +64,8 @@ class GenerateConfig:
     min_rounds: int = 1
     augmentations: int = 0  # extra symmetry-transformed copies per training puzzle
     seed: int = 0
+    min_length: int = 1  # deepcoder: program lengths drawn, min_length..max_length statements
+    max_length: int = 5
 
 
 @dataclass
@@ -93,7 +96,9 @@ class TrainConfig:
     # Recompute each network call with gradient during backward instead of storing its activations: same
     # gradients, far less memory for long sequences (maze-att at batch 768), about one more forward per call.
     activation_checkpointing: bool = False
-    threads: int = 0  # CPU threads for torch (0: leave torch's default)
+    # CPU threads for torch (0: torch's default, one per core). One by default: with any other load on a 2-core
+    # CPU, two threads fell to a few steps/s of the demo against ~20 with one (docs/benchmarks.md, threads).
+    threads: int = 1
     log_every: int = 10
     eval_every: int = 0  # 0: only at the end
     eval_batch_size: int = 256
@@ -138,8 +143,52 @@ _CHOICES = {
     "model.puzzle_emb_dtype": ("float32", "bfloat16"),
     "train.loss": ("stablemax", "softmax"),
     "train.lr_schedule": ("constant", "cosine"),
-    "data.generate.task": ("sudoku", "maze"),
+    "data.generate.task": ("sudoku", "maze", "deepcoder"),
 }
+
+
+# The range of every numeric field: (lowest, highest, lowest excluded, highest excluded); None: no bound.
+# tests/test_config.py checks that every int and float field is listed here.
+_AT_LEAST_1, _AT_LEAST_0, _ABOVE_0 = (1, None, False, False), (0, None, False, False), (0, None, True, False)
+_UNIT, _UNIT_OPEN = (0, 1, False, False), (0, 1, False, True)
+_RANGES = {
+    **{f"model.{k}": _AT_LEAST_1 for k in ("hidden_size", "num_heads", "mlp_multiple", "layers", "T", "n",
+                                            "N_sup")},
+    "model.expansion": _ABOVE_0, "model.halt_exploration_prob": _UNIT, "model.puzzle_emb_len": _AT_LEAST_0,
+    "model.puzzle_emb_dim": _AT_LEAST_0, "model.rms_norm_eps": _ABOVE_0, "model.rope_theta": _ABOVE_0,
+    "data.generate.train_count": _AT_LEAST_1, "data.generate.test_count": _AT_LEAST_0,
+    "data.generate.blanks": (0, 64, False, False), "data.generate.min_rounds": _AT_LEAST_0,
+    "data.generate.augmentations": _AT_LEAST_0, "data.generate.seed": _AT_LEAST_0,
+    "data.generate.min_length": (1, 5, False, False), "data.generate.max_length": (1, 5, False, False),
+    **{f"train.{k}": _AT_LEAST_1 for k in ("steps", "global_batch_size", "log_every", "eval_batch_size",
+                                            "keep_checkpoints")},
+    **{f"train.{k}": _AT_LEAST_0 for k in ("lr_warmup_steps", "weight_decay", "puzzle_emb_lr",
+                                            "puzzle_emb_weight_decay", "seed", "threads", "eval_every",
+                                            "eval_max_examples", "checkpoint_every", "time_limit_s",
+                                            "adapt_steps", "adapt_batch_size")},
+    "train.lr": _ABOVE_0, "train.lr_min_ratio": _UNIT, "train.beta1": _UNIT_OPEN, "train.beta2": _UNIT_OPEN,
+    "train.ema_rate": _UNIT_OPEN,
+}
+
+
+def _range_text(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
+    if hi is None:
+        return f"at least {lo}" if not lo_open else f"> {lo}"
+    return f"in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+
+
+def _check_ranges(flat: dict[str, Any]) -> None:
+    for key, (lo, hi, lo_open, hi_open) in _RANGES.items():
+        if key not in flat:  # data.generate.* when nothing is generated
+            continue
+        v = flat[key]
+        rule = _range_text(lo, hi, lo_open, hi_open)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"{key}={v} is not a finite number; it must be {rule}")
+        below = v <= lo if lo_open else v < lo
+        above = hi is not None and (v >= hi if hi_open else v > hi)
+        if below or above:
+            raise ConfigError(f"{key}={v} must be {rule}")
 
 
 def validate(cfg: RunConfig) -> RunConfig:
@@ -148,23 +197,12 @@ def validate(cfg: RunConfig) -> RunConfig:
     for key, choices in _CHOICES.items():
         if key in flat and flat[key] not in choices:
             raise ConfigError(f"{key}={flat[key]!r} is not one of {', '.join(choices)}")
-    m, t = cfg.model, cfg.train
-    positive = {
-        "model.hidden_size": m.hidden_size, "model.num_heads": m.num_heads, "model.layers": m.layers,
-        "model.mlp_multiple": m.mlp_multiple,
-        "model.T": m.T, "model.n": m.n, "model.N_sup": m.N_sup, "train.steps": t.steps,
-        "train.global_batch_size": t.global_batch_size, "train.eval_batch_size": t.eval_batch_size,
-        "train.log_every": t.log_every, "train.keep_checkpoints": t.keep_checkpoints,
-    }
-    for key, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"{key}={value} must be at least 1")
+    _check_ranges(flat)
+    m = cfg.model
     if m.hidden_size % m.num_heads:
         raise ConfigError(f"model.hidden_size={m.hidden_size} must be divisible by model.num_heads={m.num_heads}")
     if m.pos_encoding == "rope" and (m.hidden_size // m.num_heads) % 2:
         raise ConfigError("rope needs an even head size (model.hidden_size / model.num_heads)")
-    if m.puzzle_emb_len < 0 or m.puzzle_emb_dim < 0:
-        raise ConfigError("model.puzzle_emb_len and model.puzzle_emb_dim must be >= 0")
     if m.puzzle_emb_dim > m.puzzle_emb_len * m.hidden_size:
         raise ConfigError(
             f"model.puzzle_emb_dim={m.puzzle_emb_dim} does not fit in model.puzzle_emb_len={m.puzzle_emb_len} "
@@ -174,12 +212,6 @@ def validate(cfg: RunConfig) -> RunConfig:
                           "HRM always has two stacks (H, L) and a 1-step gradient")
     if m.arch == "transformer" and (m.N_sup != 1 or m.halting != "fixed"):
         raise ConfigError("model.arch=transformer predicts directly: set model.N_sup=1 model.halting=fixed")
-    if not 0.0 <= m.halt_exploration_prob <= 1.0:
-        raise ConfigError(f"model.halt_exploration_prob={m.halt_exploration_prob} must be in [0, 1]")
-    if not 0.0 <= t.ema_rate < 1.0:
-        raise ConfigError(f"train.ema_rate={t.ema_rate} must be in [0, 1)")
-    if t.lr <= 0 or t.lr_warmup_steps < 0:
-        raise ConfigError("train.lr must be > 0 and train.lr_warmup_steps >= 0")
     if m.mixer == "mlp" and m.pos_encoding == "rope":
         raise ConfigError("model.pos_encoding=rope acts inside attention only; with model.mixer=mlp use "
                           "model.pos_encoding=none (the paper's TRM-MLP) or learned")

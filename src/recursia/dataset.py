@@ -13,7 +13,10 @@ NumPy arrays:
 
 The manifest records the task, sequence length, vocabulary, counts, how the data was built (source files with
 their SHA-256, seed, arguments) and a fingerprint: the SHA-256 of the arrays. Checkpoints store the fingerprint,
-so resuming or evaluating on different data is caught instead of silently mixing runs.
+so resuming or evaluating on different data is caught instead of silently mixing runs. `Dataset.verify` (run by
+training, resuming and `recursia eval`) re-hashes the arrays against the manifest, so an array edited in place
+is caught too; the hashes are cached in `.verified.json` by each file's size and modification time, so only a
+changed file is hashed again.
 """
 
 from __future__ import annotations
@@ -22,16 +25,18 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, RecursiaWarning
 
 FORMAT_VERSION = 2
 ARRAYS = ("inputs", "labels", "puzzle_ids", "puzzles", "groups")
+VERIFIED = ".verified.json"  # {file: {"bytes", "mtime_ns", "sha256"}} as last hashed
 
 
 @dataclass
@@ -73,6 +78,29 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _stat_key(path: Path) -> dict[str, int]:
+    st = path.stat()
+    return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _read_hash_cache(root: Path) -> dict[str, dict[str, Any]]:
+    try:
+        cache = json.loads((root / VERIFIED).read_text())
+    except (OSError, json.JSONDecodeError):  # missing or torn: it only costs hashing the files again
+        return {}
+    return cache if isinstance(cache, dict) else {}
+
+
+def _write_hash_cache(root: Path, cache: dict[str, dict[str, Any]]) -> None:
+    tmp = root / f"{VERIFIED}.{os.getpid()}.tmp"  # per process: ranks of one run may write at once
+    try:
+        tmp.write_text(json.dumps(cache, indent=1) + "\n")
+        os.replace(tmp, root / VERIFIED)
+    except OSError as e:
+        warnings.warn(f"cannot write {root / VERIFIED} ({e.strerror}); the dataset's arrays will be hashed "
+                      "again at every start", RecursiaWarning, stacklevel=3)
 
 
 def file_digest(path: str | Path) -> dict[str, Any]:
@@ -144,6 +172,8 @@ class DatasetWriter:
         if self.out.exists():
             shutil.rmtree(self.out)
         os.replace(self.tmp, self.out)
+        _write_hash_cache(self.out, {rel: {**_stat_key(self.out / rel), "sha256": v["sha256"]}
+                                     for rel, v in files.items()})  # the first verify() need not re-hash
         return manifest
 
 
@@ -205,9 +235,10 @@ class Dataset:
         self.root = Path(root)
         path = self.root / "manifest.json"
         if not self.root.is_dir():
-            raise DataError(f"data directory {self.root} does not exist. Build one with "
-                            "`recursia data build sudoku --source DIR --out DIR` or "
-                            "`recursia data generate sudoku --out DIR`.")
+            what = "is a file, not a data directory" if self.root.exists() else "does not exist"
+            raise DataError(f"data directory {self.root} {what}. Build one with `recursia data build TASK "
+                            "--source DIR --out DIR` or `recursia data generate TASK --out DIR` (TASK: sudoku, "
+                            "maze or arc; generate: sudoku or maze).")
         if not path.is_file():
             raise DataError(f"{self.root} has no manifest.json, so it is not a Recursia dataset. Build one with "
                             f"`recursia data build` (raw files such as CSVs go to --source, not --data).")
@@ -240,10 +271,21 @@ class Dataset:
         return self.splits[name]
 
     def verify(self) -> None:
-        """Re-hash every array (slow for big sets) and compare with the manifest."""
+        """Compare every array's SHA-256 with the manifest; raise DataError naming the first file that differs.
+        A file whose size and modification time match the cache in `.verified.json` is not hashed again."""
+        cache = _read_hash_cache(self.root)
+        seen: dict[str, dict[str, Any]] = {}
         for rel, meta in self.manifest["files"].items():
-            if _sha256(self.root / rel) != meta["sha256"]:
-                raise DataError(f"{self.root / rel} does not match its checksum in manifest.json; rebuild the dataset")
+            key = _stat_key(self.root / rel)
+            hit = cache.get(rel)
+            digest = hit["sha256"] if isinstance(hit, dict) and {k: hit.get(k) for k in key} == key \
+                else _sha256(self.root / rel)
+            if digest != meta["sha256"]:
+                raise DataError(f"{self.root / rel} does not match its SHA-256 in {self.root / 'manifest.json'}: "
+                                "the array was changed after the build; rebuild the dataset (or restore the file)")
+            seen[rel] = {**key, "sha256": digest}
+        if seen != cache:
+            _write_hash_cache(self.root, seen)
 
 
 class Sampler:
@@ -280,6 +322,8 @@ class Sampler:
                 examples = examples[np.lexsort((rng.random(examples.shape[0]), segment))]
             self._order = examples[self.rank::self.world]
             if self._order.shape[0] == 0:
+                if g.shape[0] <= 1:
+                    raise DataError("the training split is empty; build or generate data with training puzzles")
                 raise DataError(f"the training split has {g.shape[0] - 1} groups, fewer than the "
                                 f"{self.world} ranks; use fewer processes or more data")
         return self._order

@@ -27,3 +27,26 @@ class CheckpointError(RecursiaError):
 
 class VizError(RecursiaError):
     """A picture, viewer or plot that cannot be made: an unsupported puzzle, missing run files or Pillow."""
+
+
+class RecursiaWarning(UserWarning):
+    """Something the user should know that does not stop the command (the CLI prints `warning: ...`)."""
+
+
+def show_warnings_as_lines() -> None:
+    """Print RecursiaWarnings as `warning: MESSAGE` on stderr (no file and line of the library); others as usual."""
+    import sys
+    import warnings
+
+    default = warnings.showwarning
+    if getattr(default, "recursia", False):  # installed already (main() called again in one process)
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 (warnings' signature)
+        if issubclass(category, RecursiaWarning):
+            print(f"warning: {message}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    show.recursia = True  # type: ignore[attr-defined]
+    warnings.showwarning = show

@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from .dataset import Split
+from .errors import ConfigError
 from .halting import HaltRule, stop_steps, summarise, tradeoff
 from .losses import IGNORE
 from .model import RecursiveModel
@@ -38,11 +39,19 @@ BatchHook = Callable[[np.ndarray, np.ndarray, np.ndarray | None], None]
 @torch.no_grad()
 def evaluate(model: RecursiveModel, split: Split, batch_size: int = 256, max_examples: int = 0,
              progress: bool = True, task_metrics: TaskMetrics | None = None,
-             on_batch: BatchHook | None = None, halt_rules: list[HaltRule] | None = None) -> dict[str, Any]:
+             on_batch: BatchHook | None = None, halt_rules: list[HaltRule] | None = None,
+             verify: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> dict[str, Any]:
     """Score `split`. `task_metrics` adds task-specific per-example checks of the answer (Maze:
     `valid_shortest_path`), reported for the all-steps answer and for the early-halting answer. `on_batch`
     sees every batch's all-steps predictions (ARC collects its votes there). `halt_rules` adds
-    `halting_tradeoff`: exact accuracy and mean steps when each inference-time halting rule stops the puzzles."""
+    `halting_tradeoff`: exact accuracy and mean steps when each inference-time halting rule stops the puzzles.
+    `verify` (the task's `Task.verify`) adds `verified_by_step`, the fraction of answers that pass the task's
+    own check after each step, and lets `halt_rules` hold `verified` rules."""
+    if verify is None and any(r.verified for r in halt_rules or []):
+        raise ConfigError("the 'verified' halting rule needs the task's answer check: pass verify=task.verify "
+                          "(this task has none if it is None)")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size={batch_size}: evaluation needs at least 1 example per forward pass")
     model.eval()
     device = model.embed_tokens.device
     n_total = len(split) if max_examples <= 0 else min(max_examples, len(split))
@@ -52,6 +61,7 @@ def evaluate(model: RecursiveModel, split: Split, batch_size: int = 256, max_exa
     early_exact_capped = torch.zeros(n_sup, dtype=torch.float64)
     sums = {k: 0.0 for k in ("early_exact", "early_cell", "early_steps", "q_all", "q_early", "q_count")}
     halt_hist = torch.zeros(n_sup, dtype=torch.float64)
+    verified_by_step = torch.zeros(n_sup, dtype=torch.float64)
     sweep: list[dict[str, Any]] | None = None
     extra: dict[str, dict[str, float]] = {"all_steps": {}, "early_halting": {}}
     started = time.time()
@@ -63,6 +73,10 @@ def evaluate(model: RecursiveModel, split: Split, batch_size: int = 256, max_exa
         labels = torch.from_numpy(rows["labels"]).to(device).long()
         pids = torch.from_numpy(rows["puzzle_ids"]).to(device)
         rec = rollout(model, inputs, pids, n_sup)
+        if verify is not None:
+            rec.verified = [torch.from_numpy(np.asarray(verify(rows["inputs"], p.cpu().numpy()), dtype=bool))
+                            .to(p.device) for p in rec.predictions]
+            verified_by_step += torch.stack(rec.verified).double().sum(1).cpu()
         valid = labels != IGNORE
         count = valid.sum(-1).clamp(min=1)
         right = torch.stack([((p == labels) & valid).sum(-1) for p in rec.predictions])  # (S, B)
@@ -87,11 +101,10 @@ def evaluate(model: RecursiveModel, split: Split, batch_size: int = 256, max_exa
             q_last = torch.sigmoid(rec.q_halt[-1]).cpu().numpy() if rec.q_halt[-1] is not None else None
             on_batch(idx, rec.predictions[-1].cpu().numpy(), q_last)
         if halt_rules:
-            rows = tradeoff(rec, exact, halt_rules)
+            trade = tradeoff(rec, exact, halt_rules)  # not `rows`: task_metrics below still reads the batch
             if sweep is not None:
-                rows = [{**a, "right": a["right"] + b["right"], "steps": a["steps"] + b["steps"]}
-                        for a, b in zip(sweep, rows)]
-            sweep = rows
+                trade = [{**a, **{k: a[k] + b[k] for k in a if k != "rule"}} for a, b in zip(sweep, trade)]
+            sweep = trade
         if task_metrics is not None:
             final = rec.predictions[-1].cpu().numpy()
             early = torch.stack(rec.predictions)[h, cols].cpu().numpy()
@@ -114,6 +127,7 @@ def evaluate(model: RecursiveModel, split: Split, batch_size: int = 256, max_exa
             "q_halt_accuracy": sums["q_all"] / n if has_q else None,
             "exact_accuracy_by_step": [float(v / n) for v in exact_by_step],
             "cell_accuracy_by_step": [float(v / n) for v in cell_by_step],
+            **({"verified_by_step": [float(v / n) for v in verified_by_step]} if verify is not None else {}),
         },
         "early_halting": {
             "exact_accuracy": sums["early_exact"] / n,
@@ -145,9 +159,12 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
                      f"  mean_steps {r['mean_steps']:.2f}  q_halt_accuracy {q}{more}")
     by = result["all_steps"]["exact_accuracy_by_step"]
     lines.append("exact_accuracy_by_step: " + " ".join(f"{v:.3f}" for v in by))
+    if "verified_by_step" in result["all_steps"]:
+        lines.append("verified_by_step: " + " ".join(f"{v:.3f}" for v in result["all_steps"]["verified_by_step"]))
     if "halting_tradeoff" in result:
         lines.append("inference-time halting (rule: exact accuracy, mean steps):")
         lines += [f"  {r['rule']:>24}: {r['exact_accuracy']:.4f}  {r['mean_steps']:.2f}"
+                  + (f"  verified {r['verified_accuracy']:.4f}" if "verified_accuracy" in r else "")
                   for r in result["halting_tradeoff"]]
     if "arc" in result:
         a = result["arc"]
@@ -171,8 +188,9 @@ def evaluate_dataset(model: RecursiveModel, data: Any, split: str = "test", batc
         return evaluate_arc(model, data, split, batch_size, max_examples, progress, out_dir, cfg)
     from .tasks import get_task
 
-    return evaluate(model, data.split(split), batch_size, max_examples, progress, get_task(data.task).metrics,
-                    halt_rules=halt_rules)
+    task = get_task(data.task)
+    return evaluate(model, data.split(split), batch_size, max_examples, progress, task.metrics,
+                    halt_rules=halt_rules, verify=task.verify)
 
 
 def write_json(result: dict[str, Any], path: str | Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import LogConfig
+from .errors import DataError
 
 
 class MetricsLog:
@@ -53,19 +54,36 @@ class MetricsLog:
             self.wandb.finish()
 
 
+def _records(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(line, record) pairs of metrics.jsonl. A final line that does not parse is a write torn by a kill and is
+    left out; an unreadable line before the last one is real damage and raises DataError naming the line."""
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    out = []
+    for i, line in enumerate(lines):
+        try:
+            out.append((line, json.loads(line)))
+        except json.JSONDecodeError as e:
+            if i == len(lines) - 1:
+                break  # torn by a kill mid-write: the step is written again on resume
+            raise DataError(f"{path}, line {i + 1}: not a JSON record ({e}); delete that line or the file "
+                            "(it only holds the logged metrics)") from e
+    return out
+
+
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [record for _, record in _records(path)]
 
 
 def truncate_after(run_dir: Path, step: int) -> None:
-    """On resume: drop records written after the checkpoint's step (the resumed run writes them again)."""
+    """On resume: drop records written after the checkpoint's step (the resumed run writes them again), and a
+    torn final line."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         return
-    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    kept = [line for line, record in _records(path) if record["step"] <= step]
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(line + "\n" for line in kept))
     tmp.replace(path)

@@ -101,7 +101,7 @@ def chart(title: str, series: list[Series], x_label: str, y_label: str,
         draw.text((px(t), TOP + ph + 6), _label(t), fill="#333333", font=font(11), anchor="mt")
     draw.rectangle([LEFT, TOP, LEFT + pw, TOP + ph], outline="#333333")
     draw.text((LEFT + pw / 2, HEIGHT - 6), x_label, fill="#333333", font=font(12), anchor="md")
-    draw.text((8, TOP - 16), y_label, fill="#333333", font=font(12))
+    draw.text((8, TOP - 34), y_label, fill="#333333", font=font(12))  # above the top tick's label
     n_bar = sum(s.style == "bars" for s, _ in clean)
     bar_w = 0.8 * pw / max(len(set(xs)), 1) / max(n_bar, 1)
     k_bar = 0
@@ -172,14 +172,19 @@ def by_step_chart(result: dict[str, Any]) -> Any:
                  "supervision step", "accuracy", y_range=(0.0, 1.0), integer_x=True)
 
 
+def halting_title(result: dict[str, Any]) -> str:
+    mean = result["early_halting"].get("mean_steps")
+    return f"where halting stops (model.halting={result.get('halting', '?')}" + \
+        (f", mean {mean:.2f} steps)" if mean else ")")
+
+
 def halting_chart(result: dict[str, Any]) -> Any:
     histogram = result["early_halting"].get("halting_step_histogram")
     if not histogram:
         raise VizError("eval.json has no early_halting.halting_step_histogram (written by recursia eval)")
     steps = [float(k) for k in range(1, len(histogram) + 1)]
-    mean = result["early_halting"].get("mean_steps")
-    title = f"halting step ({result.get('halting', '?')} halting" + (f", mean {mean:.2f})" if mean else ")")
-    return chart(title, [Series("examples halted at step k", steps, [float(v) for v in histogram], BLUE, "bars")],
+    bars = Series("examples halted at step k", steps, [float(v) for v in histogram], BLUE, "bars")
+    return chart(halting_title(result), [bars],
                  "supervision step", "examples", integer_x=True)
 
 

@@ -63,6 +63,14 @@ def setup(device_name: str = "auto") -> Runtime:
     return Runtime(device, rank, world, local_rank)
 
 
+def set_threads(threads: int) -> None:
+    """train.threads (also used by `eval`, `solve` and `viz` of a run): 0 leaves torch's own choice. Torch's
+    threads wait for each other at every operation, so one busy core elsewhere stalls all of them; for these
+    small networks one thread is faster as soon as the machine is shared (docs/benchmarks.md, threads)."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def teardown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

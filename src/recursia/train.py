@@ -9,6 +9,7 @@ hardware. Ctrl-C or SIGTERM finishes the current step, writes a checkpoint and e
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import signal
 import time
@@ -24,17 +25,19 @@ from tqdm import tqdm
 from . import checkpoint as ckpt_io
 from .config import RunConfig, config_from_dict
 from .dataset import Dataset, Sampler
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, RecursiaError
 from .evaluate import evaluate_dataset, summary_lines, write_json
 from .layers import Stack
 from .metrics_log import MetricsLog, truncate_after
 from .model import RecursiveModel, TaskSpec, build_model, resolve_dtype
 from .optim import EMA, AdamATan2, SparseSignSGD, warmup_lr
-from .runtime import Runtime, all_reduce_sum, setup, teardown
+from .rundir import RunLock
+from .runtime import Runtime, all_reduce_sum, set_threads, setup, teardown
 from .supervision import Carry, DeepSupervision, Examples
 
 # Settings that may change when resuming (they do not change what a step computes).
-RESUMABLE_CHANGES = {"train.steps", "train.log_every", "train.eval_every", "train.eval_batch_size",
+# data.dir may move: the checkpoint's data fingerprint still has to match.
+RESUMABLE_CHANGES = {"data.dir", "train.steps", "train.log_every", "train.eval_every", "train.eval_batch_size",
                      "train.eval_max_examples", "train.checkpoint_every", "train.keep_checkpoints",
                      "train.time_limit_s", "train.compare_one_pass", "train.adapt_steps", "train.adapt_batch_size",
                      "train.device", "train.compile", "train.activation_checkpointing", "train.threads",
@@ -69,6 +72,10 @@ def prepare_data(cfg: RunConfig, run_dir: Path, rt: Runtime) -> Dataset:
     return Dataset(out)
 
 
+class TrainingDiverged(RecursiaError):
+    """The loss stopped being a finite number; nothing after the last good checkpoint is saved."""
+
+
 class Trainer:
     """Holds the live objects of a run so that checkpointing and evaluation can reach them."""
 
@@ -82,6 +89,9 @@ class Trainer:
         m = data.manifest
         self.spec = TaskSpec(m["seq_len"], m["vocab_size"], m.get("num_puzzle_ids", 1))
         self.train_split = data.split("train")
+        if len(self.train_split) == 0:
+            raise ConfigError(f"the train split of {data.root} is empty; build or generate a dataset with "
+                              "training puzzles (e.g. `recursia data generate sudoku --count 1000`)")
 
         torch.manual_seed(t.seed)  # identical initial weights on every rank
         self.model = build_model(cfg.model, self.spec).to(rt.device)
@@ -99,6 +109,11 @@ class Trainer:
         self.step = 0
         self.saved_step = -1
         self.elapsed = 0.0  # training seconds over all sessions of this run
+        # The log window: metric sums since the last metrics.jsonl record and (step, elapsed) where it began.
+        # Checkpoints carry it, so a record after a resume averages the same steps as an unbroken run's.
+        self.log_sums: dict[str, torch.Tensor] = {}
+        self.log_start = (0, 0.0)
+        self.first_bad = torch.tensor(-1, device=rt.device)  # first step with a non-finite loss (-1: none)
 
         forward = self.model
         for module in self.model.modules():
@@ -144,7 +159,22 @@ class Trainer:
             self.ema.update(self.model)
         metrics["loss"] = loss.detach() / self.local_batch
         metrics["lr"] = torch.tensor(lr, device=self.rt.device)
+        # Recorded on the device, read only when logging or saving: no synchronisation per step.
+        bad = (self.first_bad < 0) & ~torch.isfinite(metrics["loss"])
+        self.first_bad = torch.where(bad, torch.full_like(self.first_bad, self.step), self.first_bad)
         return metrics
+
+    def check_finite(self) -> None:
+        """Raise TrainingDiverged if a step since the start had a non-finite loss (on any rank)."""
+        if not _any_rank(bool(self.first_bad >= 0), self.rt):
+            return
+        step = int(self.first_bad) if self.first_bad >= 0 else self.step
+        last = ckpt_io.latest_checkpoint(self.run_dir)
+        kept = (f"the last good checkpoint, {last}, is kept" if last is not None
+                else "no checkpoint was written")
+        raise TrainingDiverged(f"training diverged: the loss was not a finite number at step {step}; stopped "
+                               f"without saving ({kept}). Start a new run with a lower train.lr (now "
+                               f"{self.cfg.train.lr:g}) or a longer train.lr_warmup_steps")
 
     # -- evaluation with the EMA weights ------------------------------------------------------------------
     def eval_model(self) -> RecursiveModel:
@@ -167,11 +197,13 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------------------------------------
     def _local_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors = {f"carry.{k}": v for k, v in self.carry.tensors().items()}
+        tensors.update({f"log.{k}": v for k, v in self.log_sums.items()})
         tensors["rng.explore"] = self.generator.get_state()
         return ({k: v.detach().cpu() for k, v in tensors.items()},
                 {"sampler": self.sampler.state_dict()})
 
     def save(self) -> Path | None:
+        self.check_finite()  # never replace a good checkpoint with diverged weights
         self.saved_step = self.step
         local = self._local_state()
         if self.rt.distributed:
@@ -198,7 +230,8 @@ class Trainer:
         weights = self.eval_model().state_dict()
         meta = ckpt_io.make_meta(self.cfg, self.spec, self.step, self.data.fingerprint, self.data.task,
                                  self.ema is not None)
-        train_json = {"step": self.step, "elapsed_s": self.elapsed, "world": self.rt.world, "samplers": samplers}
+        train_json = {"step": self.step, "elapsed_s": self.elapsed, "world": self.rt.world, "samplers": samplers,
+                      "log_window": {"step": self.log_start[0], "elapsed_s": self.log_start[1]}}
         return ckpt_io.write_checkpoint(self.run_dir, self.step, weights, meta, tensors, train_json,
                                         keep=self.cfg.train.keep_checkpoints)
 
@@ -235,6 +268,9 @@ class Trainer:
         self.sampler.load_state_dict(info["samplers"][self.rt.rank])
         self.step, self.elapsed = info["step"], info["elapsed_s"]
         self.saved_step = self.step
+        self.log_sums = {k[len("log."):]: v.to(self.rt.device) for k, v in local.items() if k.startswith("log.")}
+        window = info.get("log_window", {"step": self.step, "elapsed_s": self.elapsed})  # older checkpoints
+        self.log_start = (window["step"], window["elapsed_s"])
 
 
 def _check_resume_config(saved: RunConfig, new: RunConfig) -> None:
@@ -258,29 +294,76 @@ def load_run_config(run_dir: Path) -> RunConfig:
 
 def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True,
           overrides_on_resume: RunConfig | None = None) -> dict[str, Any]:
-    """Train `cfg` into `run_dir`; with `resume`, continue the run saved there. Returns a summary dict."""
+    """Train `cfg` into `run_dir`; with `resume`, continue the run saved there. Returns a summary dict.
+
+    The run directory is locked for the whole run (`rundir.RunLock`): a second writer is refused, naming the
+    holder's pid, before it changes any file there."""
     run_dir = Path(run_dir)
-    rt = setup(cfg.train.device)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
     if resume:
         saved = load_run_config(run_dir)
         if overrides_on_resume is not None:
+            overrides_on_resume = absolute_data_dir(overrides_on_resume)
             _check_resume_config(saved, overrides_on_resume)
             cfg = overrides_on_resume
         else:
             cfg = saved
-        ckpt = ckpt_io.resolve(run_dir)
     else:
-        if (run_dir / "checkpoints").exists():
+        cfg = absolute_data_dir(cfg)
+    rt = setup(cfg.train.device)
+    set_threads(cfg.train.threads)
+    data = _open_data(cfg, run_dir, resume)  # bad --data: fail before making run_dir
+    lock = RunLock(run_dir).acquire() if rt.is_main else None
+    try:
+        if resume:
+            ckpt = latest_or_fail(run_dir)
+        elif ckpt_io.latest_checkpoint(run_dir) is not None:
             raise ConfigError(f"{run_dir} already holds a run; continue it with `recursia train --resume "
                               f"{run_dir}` or choose a new --out")
-        ckpt = None
-    data = Dataset(cfg.data.dir) if cfg.data.dir is not None else None  # bad --data: fail before making run_dir
-    if rt.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    data = data or prepare_data(cfg, run_dir, rt)
+        else:
+            ckpt = None
+        if rt.is_main:
+            (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+            if ckpt is None:
+                truncate_after(run_dir, -1)  # records of an earlier attempt that never reached a checkpoint
+        data = data or prepare_data(cfg, run_dir, rt)
+        data.verify()
+        return _train_locked(cfg, run_dir, rt, data, ckpt, progress)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _open_data(cfg: RunConfig, run_dir: Path, resume: bool) -> Dataset | None:
+    """The dataset named by data.dir (None for generated data); a missing one says which path was tried."""
+    if cfg.data.dir is None:
+        return None
+    path = Path(cfg.data.dir)
+    if not path.exists() and resume:
+        raise ConfigError(f"the data of run {run_dir} is gone: data.dir={cfg.data.dir} (looked for "
+                          f"{path.absolute()}) does not exist; resume with --data DIR pointing at the same "
+                          "dataset (its fingerprint is checked)")
+    return Dataset(path)
+
+
+def absolute_data_dir(cfg: RunConfig) -> RunConfig:
+    """`cfg` with data.dir made absolute, so that the saved run finds its data from any working directory."""
+    if cfg.data.dir is None or Path(cfg.data.dir).is_absolute():
+        return cfg
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dir=str(Path(cfg.data.dir).absolute())))
+
+
+def latest_or_fail(run_dir: Path) -> Path:
+    """The checkpoint to resume from; a run stopped before its first checkpoint gets the command to restart."""
+    ckpt = ckpt_io.latest_checkpoint(run_dir)
+    if ckpt is None:
+        raise CheckpointError(f"{run_dir} has no checkpoint to resume from: the run stopped before its first "
+                              "one (train.checkpoint_every sets how often they are written). Start it again from "
+                              f"step 0 with `recursia train --preset {run_dir / 'config.yaml'} --out {run_dir}`")
+    return ckpt
+
+
+def _train_locked(cfg: RunConfig, run_dir: Path, rt: Runtime, data: Dataset, ckpt: Path | None,
+                  progress: bool) -> dict[str, Any]:
     trainer = Trainer(cfg, run_dir, rt, data)
     if ckpt is not None:
         trainer.load(ckpt)
@@ -307,12 +390,11 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: b
         except ValueError:  # not in the main thread (e.g. called from a worker thread): keep the defaults
             pass
 
-    sums: dict[str, torch.Tensor] = {}
+    sums = trainer.log_sums
     bar = tqdm(total=t.steps, initial=min(trainer.step, t.steps), desc="train", unit="step", disable=not show,
                dynamic_ncols=True)
     session_start = time.time()
     elapsed_at_start = trainer.elapsed
-    last_log = (time.time(), trainer.step)
     eval_result = None
     try:
         while trainer.step < t.steps:
@@ -322,12 +404,14 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: b
             trainer.elapsed = elapsed_at_start + (time.time() - session_start)
             bar.update(1)
             if trainer.step % t.log_every == 0 or trainer.step == t.steps:
-                record = _reduce(sums, trainer.step - last_log[1], rt.world)
-                now = time.time()
-                record["steps_per_s"] = (trainer.step - last_log[1]) / max(now - last_log[0], 1e-9)
+                start_step, start_elapsed = trainer.log_start
+                record = _reduce(sums, trainer.step - start_step, rt.world)
+                record["steps_per_s"] = (trainer.step - start_step) / max(trainer.elapsed - start_elapsed, 1e-9)
                 record["elapsed_s"] = trainer.elapsed
-                last_log, sums = (now, trainer.step), {}
+                sums = trainer.log_sums = {}
+                trainer.log_start = (trainer.step, trainer.elapsed)
                 log.write(trainer.step, {f"train/{k}": v for k, v in record.items()})
+                trainer.check_finite()
                 bar.set_postfix(loss=f"{record['loss']:.3f}", exact=f"{record.get('exact_accuracy', 0):.3f}",
                                 steps=f"{record.get('steps', 0):.1f}", it_s=f"{record['steps_per_s']:.2f}")
             signalled = _any_rank(stop["signal"] is not None, rt)
@@ -346,6 +430,7 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: b
                           f"`recursia train --resume {run_dir}`")
                 return {"step": trainer.step, "stopped": why, "run_dir": str(run_dir)}
         bar.close()
+        trainer.check_finite()
         if trainer.saved_step != trainer.step:
             trainer.save()
         if rt.is_main:
@@ -372,7 +457,9 @@ def train(cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: b
             teardown()
 
 
-PER_STEP = ("loss", "lr")  # logged as means per step; the rest as means over halted examples
+# Logged as means per step; the rest as means over halted examples. `loss` and the `ref_` losses are sums over
+# all slots divided by the batch: what the reference logs as loss, lm_loss, q_halt_loss, q_continue_loss.
+PER_STEP = ("loss", "lr", "ref_lm_loss", "ref_q_halt_loss", "ref_q_continue_loss")
 
 
 def _reduce(sums: dict[str, torch.Tensor], steps: int, world: int) -> dict[str, float]:

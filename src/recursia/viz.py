@@ -425,6 +425,8 @@ def write_visuals(trace: Trace, out: str | Path) -> list[Path]:
     from .viz_html import write_viewer
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise VizError(f"--out {out} is a file; pass a folder (it receives viewer.html, steps.png and steps.gif)")
     out.mkdir(parents=True, exist_ok=True)
     scene = build_scene(trace)
     html = write_viewer(scene, out / "viewer.html")

@@ -4,6 +4,7 @@ The grid is drawn from `rollout`'s per-step callback, so each frame appears when
 (with a short pause between frames on a terminal, so that fast models can still be followed). Cells that
 changed since the previous step are highlighted; unsure predictions (confidence below one half) are dimmed.
 When the output is not a terminal (a pipe, a log file), every frame is printed one after the other instead.
+Drawing stops where the halting rule of the solve stops the puzzle, so the last frame is the printed answer.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from .halting import HaltRule, check_rule
 from .model import RecursiveModel
 from .supervision import Rollout, rollout
 from .tasks import Task
@@ -60,9 +62,12 @@ def frame(task: Task, question: np.ndarray, answer: np.ndarray, confidence: np.n
     return out
 
 
-def watch(model: RecursiveModel, task: Task, question: np.ndarray, console: Console | None = None,
-          pause_s: float = FRAME_PAUSE_S) -> Rollout:
-    """Run `question` for N_sup steps, drawing every step as soon as it is computed. Returns the rollout."""
+def watch(model: RecursiveModel, task: Task, question: np.ndarray, halt: HaltRule | None = None,
+          console: Console | None = None, pause_s: float = FRAME_PAUSE_S) -> Rollout:
+    """Run `question`, drawing every step as soon as it is computed, up to the step where `halt` (default: all
+    N_sup steps) stops it. Returns the rollout of the steps drawn."""
+    halt = halt or HaltRule()
+    check_rule(halt, model)
     console = console or Console(highlight=False)
     device = model.embed_tokens.device
     inputs = torch.from_numpy(task.encode(np.asarray(question)[None])).to(device)
@@ -70,8 +75,24 @@ def watch(model: RecursiveModel, task: Task, question: np.ndarray, console: Cons
     n_steps = model.cfg.N_sup
     live = Live(console=console, auto_refresh=False, vertical_overflow="visible") if console.is_terminal else None
     previous: list[Any] = [None]
+    unchanged = torch.zeros(1, dtype=torch.long)
+    stopped: list[int] = []  # the step at which `halt` fired; later steps are computed but not drawn
 
     def on_step(rec: Rollout) -> None:
+        nonlocal unchanged
+        if stopped:
+            return
+        if len(rec.predictions) > 1:
+            same = bool((rec.predictions[-1][:1] == rec.predictions[-2][:1]).all())
+            unchanged = unchanged + 1 if same else torch.zeros_like(unchanged)
+        learned = rec.halt[-1][:1].cpu() if rec.halt[-1] is not None else None
+        q_now = rec.q_halt[-1][:1].cpu() if rec.q_halt[-1] is not None else None
+        verified = None
+        if getattr(halt, "verified", False) and task.verify is not None:  # the task checks the answer itself
+            verified = torch.from_numpy(np.asarray(task.verify(inputs[:1].cpu().numpy(),
+                                                               rec.predictions[-1][:1].cpu().numpy()), dtype=bool))
+        if bool(halt.fires(q_now, learned, unchanged, verified)[0]):
+            stopped.append(len(rec.predictions))
         answer = task.decode(rec.predictions[-1][:1].cpu().numpy())[0]
         confidence = rec.confidence[-1][0].float().cpu().numpy()
         q = rec.q_halt[-1]
@@ -87,4 +108,9 @@ def watch(model: RecursiveModel, task: Task, question: np.ndarray, console: Cons
         time.sleep(pause_s)
 
     with live if live is not None else nullcontext():
-        return rollout(model, inputs, pids, n_steps, on_step=on_step)
+        rec = rollout(model, inputs, pids, n_steps, on_step=on_step)
+    if stopped and stopped[0] < n_steps:
+        console.print(f"stopped after step {stopped[0]} of {n_steps} (--halt {halt})")
+        for field in ("predictions", "confidence", "q_halt", "q_continue", "halt"):
+            del getattr(rec, field)[stopped[0]:]
+    return rec

@@ -334,6 +334,11 @@ def _token_problems(q: np.ndarray) -> list[str]:
     return found
 
 
+def as_question(grid: np.ndarray) -> np.ndarray:
+    """A maze given as an array of 900 token ids -> the grid `parse_maze` returns; else PuzzleError."""
+    return _as_maze(np.asarray(grid), "maze", allow_path=False)
+
+
 def _question(question: np.ndarray | str) -> np.ndarray:
     """A question fit for searching, else `PuzzleError`: path marks would otherwise silently act as walls."""
     q = _as_maze(question, "question", allow_path=False)

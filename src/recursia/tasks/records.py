@@ -109,10 +109,11 @@ def report(path: Path, bad: list[tuple[int, str]], skip_invalid: bool, noun: str
 
 
 def select(p: Path, q: np.ndarray, a: np.ndarray | None, ratings: np.ndarray, sources: list[str],
-           lines: list[int], reasons: list[str | None], skip_invalid: bool, noun: str) -> Records:
+           lines: list[int], reasons: list[str | None], skip_invalid: bool, noun: str, *,
+           skippable: bool = True) -> Records:
     """The rows without a reason; the others raise one error, or with `skip_invalid` go to `rejected`."""
     bad = [(ln, r) for ln, r in zip(lines, reasons) if r]
-    report(p, bad, skip_invalid, noun)
+    report(p, bad, skip_invalid, noun, skippable=skippable)
     keep = np.array([r is None for r in reasons], dtype=bool)
     return Records(questions=q[keep], answers=None if a is None else a[keep], ratings=ratings[keep],
                    sources=[s for s, k in zip(sources, keep) if k],

@@ -74,6 +74,11 @@ def parse_grid(text: str) -> np.ndarray:
     return _CHAR_VALUE[np.frombuffer(cells.encode("ascii"), dtype=np.uint8)].copy()
 
 
+def as_question(grid: np.ndarray) -> np.ndarray:
+    """A puzzle given as an array of 81 values 0..9 -> the grid `parse_grid` returns; else PuzzleError."""
+    return _as_grid(np.asarray(grid))
+
+
 def _as_grid(grid: np.ndarray | str) -> np.ndarray:
     """Accept a string or any 81-value array, and check it, so that every public function fails the same way."""
     if isinstance(grid, str):
@@ -232,11 +237,12 @@ def read_csv(path: str | Path, *, skip_invalid: bool = False) -> SudokuRecords:
     return select(p, q, a, ratings, [c[0] for c in cols], lines, reasons, skip_invalid, "puzzle row")
 
 
-def read_lines(path: str | Path, *, skip_invalid: bool = False) -> SudokuRecords:
+def read_lines(path: str | Path, *, skip_invalid: bool = False, skippable: bool = True) -> SudokuRecords:
     """Read one puzzle per line (the classic collection format); `#` comments and blank lines are skipped.
 
     Only the first whitespace-separated field of a line is the puzzle, so files that append a rating or a
-    note after it still read. Questions with conflicting clues are errors; `answers` is None.
+    note after it still read. Questions with conflicting clues are errors; `answers` is None. Without
+    `skippable` (puzzles a person hands to `solve`) the error does not offer skipping bad rows.
     """
     p, text = read_text(path, "sudoku")
     data = []
@@ -245,11 +251,15 @@ def read_lines(path: str | Path, *, skip_invalid: bool = False) -> SudokuRecords
         if entry and not entry.startswith("#"):
             data.append((number, entry.split()[0]))
     if not data:
+        rows = [line.rstrip("\r") for line in text.splitlines() if line.strip()]
+        if rows and all(set(r) <= set("# SGo") for r in rows):  # '#' walls read as comments here
+            raise DataError(f"{p}: no Sudoku puzzles; its lines look like maze rows ('#' walls, ' ', 'S', 'G'), "
+                            "so it is probably a maze file: solve it with a maze model")
         raise DataError(f"{p}: no puzzles (only comments or blank lines)")
     q, reasons = _grids_from_strings([t for _, t in data], "")
     _question_reasons(q, reasons)
     return select(p, q, None, np.full(len(data), np.nan), [p.name] * len(data), [n for n, _ in data],
-                  reasons, skip_invalid, "puzzle row")
+                  reasons, skip_invalid, "puzzle row", skippable=skippable)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ def augmented_groups(questions: np.ndarray, answers: np.ndarray, augmentations: 
                      rng: np.random.Generator) -> SplitArrays:
     """Each puzzle followed by `augmentations` random symmetry transforms of it (same transform on puzzle and
     answer); one group per original puzzle."""
+    if augmentations < 0:
+        raise DataError(f"augmentations={augmentations}: the augmented copies per puzzle must be at least 0")
     n, k = questions.shape[0], 1 + augmentations
     q = np.repeat(questions, k, axis=0)
     a = np.repeat(answers, k, axis=0)
