@@ -57,16 +57,20 @@ class Solver:
         model.set_forward_dtype(resolve_dtype(cfg.model.forward_dtype, dev))
         return Solver(model, get_task(meta["task"]))
 
-    def parse(self, text: str, where: str = "puzzle") -> np.ndarray:
-        """Parse user text into a question grid; malformed or contradictory input raises PuzzleError."""
+    def _checked(self, make, value, where: str) -> np.ndarray:
+        """`make(value)` as a question grid, with the task's own checks; every failure names `where`."""
         try:
-            grid = self.task.parse(text)
+            grid = make(value)
         except PuzzleError as e:
             raise PuzzleError(f"{where}: {e}") from e
         problems = self.task.problems(grid)
         if problems:
             raise PuzzleError(f"{where}: {'; '.join(problems)}")
         return grid
+
+    def parse(self, text: str, where: str = "puzzle") -> np.ndarray:
+        """Parse user text into a question grid; malformed or contradictory input raises PuzzleError."""
+        return self._checked(self.task.parse, text, where)
 
     def read_file(self, path: str | Path) -> list[np.ndarray]:
         """The puzzles of a file (format per task); each is checked like a puzzle given as text."""
@@ -83,14 +87,7 @@ class Solver:
 
     def check_grid(self, grid: np.ndarray, where: str = "puzzle") -> np.ndarray:
         """A question given as an array, checked like text: wrong size, values or clues raise PuzzleError."""
-        try:
-            grid = self.task.as_question(grid) if self.task.as_question is not None else np.asarray(grid)
-        except PuzzleError as e:
-            raise PuzzleError(f"{where}: {e}") from e
-        problems = self.task.problems(grid)
-        if problems:
-            raise PuzzleError(f"{where}: {'; '.join(problems)}")
-        return grid
+        return self._checked(self.task.as_question or np.asarray, grid, where)
 
     @torch.no_grad()
     def solve_batch(self, grids: list[np.ndarray | str], halt: HaltRule | None = None,
