@@ -412,3 +412,31 @@ def _check_hiding(data: Path) -> None:
     assert "benchmark path(s) hidden" in hidden.isolation
     single = execute(program, ["assert f() == 0"], limits=Limits(hide=(str(data / "tasks.jsonl"),)))
     assert single.all_passed, single
+
+
+def test_an_interpreter_in_a_virtual_environment_under_tmp_still_runs(tmp_path):
+    # CI makes its virtual environment under /tmp, which the sandbox covers with the run's own tmpfs: the
+    # environment must be bound back in (read-only), or every candidate dies before its first line.
+    import subprocess
+    import sys
+
+    venv = Path(tempfile.mkdtemp(prefix="recursia-venv-", dir="/tmp")) / "venv"
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+        src = Path(__file__).resolve().parents[1] / "src"
+        prog = "def f():\n    return 1\n"
+        tests = ["assert f() == 1", f"import os; assert not os.access({str(venv)!r}, os.W_OK)"]
+        script = (f"import sys; sys.path.insert(0, {str(src)!r})\n"
+                  "from recursia.code.sandbox import execute\n"
+                  f"r = execute({prog!r}, {tests!r})\n"
+                  "print(r.status, r.passed, r.network)\n")
+        out = subprocess.run([str(venv / "bin" / "python"), "-c", script], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        status, passed, network = out.stdout.split(maxsplit=2)
+        if "cut" not in network:
+            pytest.skip("needs the mount namespace (root or user namespaces)")
+        assert (status, passed) == ("ok", "2"), out.stdout
+    finally:
+        import shutil
+
+        shutil.rmtree(venv.parent, ignore_errors=True)

@@ -19,6 +19,7 @@ import time
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 32, 4096, 8192, 16384, 1 << 18
+MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 24, 36, 38
 NOBODY = 65534
 SIGKILL, SIGXCPU = 9, 24
@@ -218,11 +219,34 @@ def _mounts(libc, workdir: str, limits: dict, iso: Isolation, root: bool, job_ha
     os.mkdir(inner, 0o700)
     if root:
         os.chown(inner, NOBODY, NOBODY)
+    covered = [t for t in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock") if os.path.isdir(t) and not os.path.islink(t)]
+    # A Python installation under a directory about to be covered (a virtual environment in /tmp, as CI makes)
+    # would vanish with it: keep the host directory reachable through a bind inside the work dir while the work
+    # dir is bound over it, bind the installation back at its own path (read-only), then drop the host view.
+    holds = {}
+    for target in covered:
+        inside = [d for d in _python_dirs(job_harness) if d.startswith(target + os.sep)]
+        inside = [d for d in inside if not any(d != o and d.startswith(o + os.sep) for o in inside)]
+        if inside:
+            hold = os.path.join(workdir, f".host-{len(holds)}")
+            os.mkdir(hold, 0o700)
+            _call(libc, "mount", target.encode(), hold.encode(), None, MS_BIND, None)
+            holds[target] = (os.path.basename(hold), inside)
     bound = []
-    for target in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock"):
-        if os.path.isdir(target) and not os.path.islink(target):
-            _call(libc, "mount", workdir.encode(), target.encode(), None, MS_BIND, None)
-            bound.append(target)
+    for target in covered:
+        _call(libc, "mount", workdir.encode(), target.encode(), None, MS_BIND | (MS_REC if target in holds else 0),
+              None)
+        bound.append(target)
+        if target in holds:
+            name, inside = holds[target]
+            view = os.path.join(target, name)
+            for d in inside:
+                os.makedirs(d, 0o755, exist_ok=True)  # in the work dir's tmpfs now
+                _call(libc, "mount", os.path.join(view, os.path.relpath(d, target)).encode(), d.encode(), None,
+                      MS_BIND | MS_REC, None)
+                _call(libc, "mount", None, d.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+            # Left behind: an empty directory, mode 0700 and root's (the hidden original bind keeps it busy).
+            _call(libc, "umount2", view.encode(), MNT_DETACH)
     if iso.pid_ns:
         _call(libc, "mount", b"tmpfs", b"/proc", b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
               b"size=4k,mode=0555")
@@ -259,7 +283,11 @@ def _reachable_by_nobody(path: str | None = None, harness: str = "") -> bool:
 
 
 def _python_dirs(harness: str) -> list[str]:
-    dirs = (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+    # Started with -S, this process does not know it runs in a virtual environment (site.py would read
+    # pyvenv.cfg); the candidate needs the environment too (its python link and site-packages).
+    venv = os.path.dirname(os.path.dirname(os.path.abspath(sys.executable)))
+    venv = venv if os.path.isfile(os.path.join(venv, "pyvenv.cfg")) else ""
+    dirs = (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, venv,
             os.path.dirname(os.path.realpath(sys.executable)), os.path.dirname(harness))
     return sorted({os.path.realpath(p) for p in dirs if p})
 
