@@ -138,13 +138,17 @@ def test_sigkill_at_random_points_leaves_a_consistent_store(tmp_path):
         child = subprocess.Popen([sys.executable, "-c", KILLED, str(path), str(run)], env=ENV,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert child.stdout.readline().strip() == "go", child.stderr.read()
-        time.sleep(rng.uniform(0.01, 0.12))
+        # Kill at a random point of the writing, counted in commits (a random sleep missed the whole write on
+        # an idle machine): the child goes on committing while the signal is on its way.
+        target, seen_now = rng.randint(1, 150), 0
+        while seen_now < target and child.stdout.readline():
+            seen_now += 1
         child.send_signal(signal.SIGKILL)
         out = child.stdout.read()  # not communicate(): it would skip what readline() already buffered
         child.wait(timeout=60)
         child.stderr.close()
         killed += child.returncode == -signal.SIGKILL
-        committed += len(out.split())
+        committed += seen_now + len(out.split())
         store = Store(path)
         assert store.integrity() == []  # SQLite's integrity_check, and no record without all its steps
         stored = store.db.execute("SELECT count(*) FROM records").fetchone()[0]

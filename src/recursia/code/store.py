@@ -117,12 +117,27 @@ class Store:
         try:
             self.db = sqlite3.connect(self.path, timeout=BUSY_MS / 1000, isolation_level=None)
             self.db.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
-            self.db.execute("PRAGMA journal_mode = WAL")
+            self._wal()
             self.db.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, never inconsistent
             self.db.execute("PRAGMA foreign_keys = ON")
             self._open()
         except sqlite3.DatabaseError as e:
             raise StoreError(f"store {self.path} cannot be opened ({e}); is it an attempt store?") from e
+
+    def _wal(self) -> None:
+        """Switch to WAL. Changing the journal mode needs the file to itself and does not wait on the busy
+        timeout, so several processes opening a new store at once retry it until that timeout."""
+        import time
+
+        deadline = time.monotonic() + BUSY_MS / 1000
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     # -- schema ----------------------------------------------------------------------------------------
     def _open(self) -> None:
