@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import RecursiaError
-from .loop import Attempt, LoopConfig, LoopResult, Refiner
+from .loop import Attempt, LoopResult, Refiner
 from .metrics import pass_at_k
 from .sandbox import execute
 from .stats import mcnemar, mean_interval, wilson
@@ -272,7 +272,7 @@ def summary_lines(summary: dict) -> list[str]:
         p = summary["per_task"]
         lines.append(f"  per task: {p['calls']:.2f} calls, {p['tokens']:.0f} tokens, {p['seconds']:.1f} s, "
                      f"depth used {p['depth_used']:.2f}")
-        lines.append(f"  halting: " + ", ".join(f"{k} {v}" for k, v in summary["halt_reasons"].items()))
+        lines.append("  halting: " + ", ".join(f"{k} {v}" for k, v in summary["halt_reasons"].items()))
         v = summary["visible_pass_hidden_fail"]
         lines.append(f"  visible tests passed but hidden failed: {v['count']} of {v['of']} (tasks with a visible "
                      f"test); tasks without "
