@@ -65,6 +65,12 @@ def test_eval_prints_and_writes_json(trained, tmp_path):
         for key in ("exact_accuracy", "cell_accuracy", "mean_steps", "q_halt_accuracy", "exact_accuracy_by_step"):
             assert key in result[mode]
     assert result["same_data_as_training"] is True
+    # --steps runs past the trained N_sup (3): five per-step scores, the first three the same as before
+    run("eval", str(trained["run"]), "--json", str(out), "--quiet", "--steps", "5", check=True)
+    longer = json.loads(out.read_text())
+    by_step = longer["all_steps"]["exact_accuracy_by_step"]
+    assert len(by_step) == 5 and longer["N_sup"] == 5
+    assert by_step[:3] == result["all_steps"]["exact_accuracy_by_step"]
 
 
 def test_solve_prints_grid_and_validity(trained):
@@ -190,7 +196,8 @@ def test_bad_values_and_inputs_get_one_line_messages(trained, tmp_path, capsys):
     torch_file.write_bytes(b"\x80\x02not a checkpoint")
     cases = [
         (["eval", run_dir, "--batch-size", "0"], "--batch-size must be at least 1"),
-        (["eval", run_dir, "--limit", "-5"], "--limit at least 0"),
+        (["eval", run_dir, "--limit", "-5"], "--limit and --steps at least 0"),
+        (["eval", run_dir, "--steps", "-1"], "--limit and --steps at least 0"),
         (["data", "build", "sudoku", "--source", data, "--out", str(tmp_path / "a"), "--augment", "-1"],
          "--augment"),
         (["data", "generate", "sudoku", "--out", str(tmp_path / "e"), "--count", "0", "--test-count", "0"],

@@ -128,6 +128,8 @@ def eval_cmd(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, mps."),
     halting_sweep: bool = typer.Option(False, "--halting-sweep", help="Also score inference-time halting "
                                        "rules (learned, confidence=p, stable=k): accuracy against mean steps."),
+    steps: int = typer.Option(0, "--steps", help="Supervision steps to run (0: the model's N_sup). More than "
+                              "it was trained with asks whether extra recursion at test time helps."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Score a checkpoint: exact and cell accuracy, steps, halting, accuracy per supervision step."""
@@ -137,11 +139,16 @@ def eval_cmd(
     from .model import resolve_dtype
     from .runtime import pick_device
 
-    if batch_size < 1 or limit < 0:
-        _fail("--batch-size must be at least 1 and --limit at least 0 (0: every example)")
+    if batch_size < 1 or limit < 0 or steps < 0:
+        _fail("--batch-size must be at least 1, --limit and --steps at least 0 (0: every example, the model's "
+              "N_sup)")
     _run_threads(checkpoint)
     dev = pick_device(device)
     model, cfg, meta = load_model(checkpoint, dev)
+    if steps:
+        import dataclasses
+
+        model.cfg = dataclasses.replace(model.cfg, N_sup=steps)
     model.set_forward_dtype(resolve_dtype(cfg.model.forward_dtype, dev))
     data_dir = data or _run_data_dir(checkpoint, cfg, meta)
     ds = Dataset(data_dir)
