@@ -51,7 +51,8 @@ def test_tiny_trm_learns_a_tiny_program_set(tmp_path):
                   {"train": D._split(_tasks(3000, 0)), "test": D._split(_tasks(200, 1))}, {"command": "test"})
     cfg = build_config("deepcoder", [f"data.dir={data}", "model.hidden_size=64", "model.n=1", "model.N_sup=2",
                                      "train.global_batch_size=32", "train.steps=500", "train.lr=3e-3",
-                                     "train.lr_warmup_steps=20", "train.log_every=100"])
+                                     "train.lr_warmup_steps=20", "train.log_every=100",
+                                     "train.weight_decay=0.1"])
     result = train(cfg, tmp_path / "run", progress=False)
     trained = result["eval"]["all_steps"]["verified"]
     torch.manual_seed(0)
