@@ -1,8 +1,8 @@
 """The bundled DeepCoder model (issue 9 item 6): it ships inside the package, loads by name, and the programs
 it writes run. Scores are checked on tasks drawn by the generator with seeds that training never used, and on
 the published test file when the public data is present; a program counts only when it reproduces every
-example (the thresholds sit below the figures in docs/models.md, which an untrained model cannot reach: it
-solves none)."""
+example. The thresholds sit below the figures measured on these same tasks (in the comments; the NONE scores are
+in docs/models.md), and an untrained network cannot reach them: it solves none."""
 
 from __future__ import annotations
 
