@@ -175,12 +175,15 @@ def eval_cmd(
         typer.echo(f"wrote {json_out}")
 
 
-def _run_threads(checkpoint: Path) -> None:
-    """The run's train.threads applies to evaluating and solving with it too (runtime.set_threads says why)."""
+def _run_threads(checkpoint: Path) -> dict:
+    """The run's train.threads applies to evaluating and solving with it too (runtime.set_threads says why).
+    Returns the checkpoint's meta.json, which callers read next anyway."""
     from .checkpoint import read_meta, resolve
     from .runtime import set_threads
 
-    set_threads(int(read_meta(resolve(checkpoint)).get("config", {}).get("train", {}).get("threads", 1)))
+    meta = read_meta(resolve(checkpoint))
+    set_threads(int(meta.get("config", {}).get("train", {}).get("threads", 1)))
+    return meta
 
 
 def _run_data_dir(checkpoint: Path, cfg, meta: dict) -> Path:
@@ -230,13 +233,11 @@ def solve(
 ) -> None:
     """Solve puzzles with a trained model and check each answer (exit status 1 if one is not valid).
     ARC: pass a task file (--file task.json); its test inputs are answered with two attempts each."""
-    from .checkpoint import read_meta, resolve
     from .solve import Solver
 
     if watch and as_json:
         raise RecursiaError("--watch draws in the terminal and cannot be combined with --json")
-    _run_threads(checkpoint)
-    if read_meta(resolve(checkpoint)).get("task") == "arc":
+    if _run_threads(checkpoint).get("task") == "arc":
         if watch:
             raise RecursiaError("--watch shows Sudoku and Maze grids; for ARC, `recursia viz CHECKPOINT --file "
                                 "task.json --out DIR` draws a task step by step")
@@ -361,7 +362,7 @@ def _solve_arc(checkpoint: Path, file: Path, versions: int, device: str, as_json
 # ----------------------------------------------------------------------------------------------------------
 @data_app.command("build")
 def data_build(
-    task: str = typer.Argument(..., help="Task: sudoku, maze or arc."),
+    task: str = typer.Argument(..., help="Task: sudoku, maze, arc or deepcoder."),
     source: list[Path] = typer.Option(..., "--source", help="Raw data: a folder or file; repeat for ARC "
                                       "(e.g. arc-agi-1 and concept-arc)."),
     out: Path = typer.Option(..., "--out", help="Output dataset directory."),

@@ -238,7 +238,7 @@ class Dataset:
             what = "is a file, not a data directory" if self.root.exists() else "does not exist"
             raise DataError(f"data directory {self.root} {what}. Build one with `recursia data build TASK "
                             "--source DIR --out DIR` or `recursia data generate TASK --out DIR` (TASK: sudoku, "
-                            "maze or arc; generate: sudoku or maze).")
+                            "maze, arc or deepcoder; generate: sudoku, maze or deepcoder).")
         if not path.is_file():
             raise DataError(f"{self.root} has no manifest.json, so it is not a Recursia dataset. Build one with "
                             f"`recursia data build` (raw files such as CSVs go to --source, not --data).")

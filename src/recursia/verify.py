@@ -95,8 +95,3 @@ class Verifier:
         dev = pred.device
         return (torch.from_numpy(p).to(dev).to(pred.dtype), torch.from_numpy(ok).to(dev),
                 torch.from_numpy(tried).to(dev))
-
-    def verified(self, inputs: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
-        """(B,) whether each answer verifies as it is (no candidates)."""
-        ok = self.check(inputs.cpu().numpy(), pred.cpu().numpy())
-        return torch.from_numpy(np.asarray(ok, dtype=bool)).to(pred.device)
