@@ -73,6 +73,16 @@ def test_generate_dataset_is_disjoint_and_labelled(tmp_path: Path) -> None:
     assert m["build"]["path_length"]["min"] >= 110
 
 
+def test_generate_dataset_with_easier_settings(tmp_path: Path) -> None:
+    """min_path and wall_range reach the generator: short paths are allowed, walls stay in range."""
+    m = generate_maze_dataset(tmp_path / "e", train_count=40, test_count=0, seed=3, min_path=2,
+                              wall_range=(100, 120))
+    q = M.decode(np.asarray(Dataset(tmp_path / "e").split("train").inputs))
+    walls = (q == M.WALL).sum(1)
+    assert walls.min() >= 100 and walls.max() <= 120
+    assert m["build"]["path_length"]["min"] < 110 and m["build"]["min_path"] == 2
+
+
 def test_evaluator_reports_valid_shortest_path(tmp_path: Path, monkeypatch) -> None:
     """An alternative shortest path is wrong by exact match but counts as a valid shortest path; a broken one
     counts as neither."""

@@ -8,8 +8,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from recursia.dataset import Dataset, Sampler
+from recursia.errors import DataError
 from recursia.tasks import sudoku
 from recursia.tasks.sudoku_data import augmented_groups, build_heldout, generate_sudoku_dataset
 
@@ -42,6 +44,22 @@ def test_generated_dataset_and_resumable_sampler(tmp_path):
     c = Sampler(sp.groups, sp.puzzles, seed=0)
     c.load_state_dict(b.state_dict())
     assert np.array_equal(c.take(40), first[30:])
+
+
+def test_generated_dataset_over_a_range_of_blanks(tmp_path):
+    """blanks..blanks_max spreads the puzzles evenly over every level, train and test alike, seeded."""
+    m = generate_sudoku_dataset(tmp_path / "d", train_count=9, test_count=6, blanks=30, blanks_max=32,
+                                method="search", seed=2)
+    ds = Dataset(tmp_path / "d")
+    for split, per_level in (("train", 3), ("test", 2)):
+        q = np.asarray(ds.split(split).inputs).astype(int) - 1
+        assert sorted((q == 0).sum(1).tolist()) == sorted([30, 31, 32] * per_level)
+    assert m["build"]["blanks_max"] == 32 and m["build"]["method"] == "search"
+    again = generate_sudoku_dataset(tmp_path / "e", train_count=9, test_count=6, blanks=30, blanks_max=32,
+                                    method="search", seed=2)
+    assert again["fingerprint"] == m["fingerprint"]
+    with pytest.raises(DataError, match="blanks_max=20 is below blanks=30"):
+        generate_sudoku_dataset(tmp_path / "f", train_count=2, test_count=0, blanks=30, blanks_max=20)
 
 
 def test_sampler_takes_whole_puzzles_one_version_per_group():

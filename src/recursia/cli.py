@@ -215,7 +215,8 @@ def solve(
     halt: Optional[str] = typer.Option(None, "--halt", help="When to stop refining a puzzle: 'all' (N_sup "
                                        "steps), or conditions such as 'stable=2', 'confidence=0.9', 'learned', "
                                        "'verified' (the task's own check passes), joined by commas. Default: "
-                                       "stable=2 (see docs/models.md); DeepCoder: verified."),
+                                       "verified where the task checks answers (Sudoku, Maze, DeepCoder), "
+                                       "else stable=2 (see docs/models.md)."),
     candidates: int = typer.Option(1, "--candidates", help="Tasks that check answers (DeepCoder, Sudoku, Maze): "
                                    "answers tried per step when the argmax fails, best-first over the cells' "
                                    "probabilities; the first that verifies is kept (1: the argmax only)."),
@@ -255,9 +256,9 @@ def solve(
     if not grids:
         raise RecursiaError("no puzzle given: pass puzzles as arguments or --file FILE")
     from .halting import HaltRule
-    from .solve import DEFAULT_HALT
+    from .solve import default_halt
 
-    rule = HaltRule.parse(halt) if halt is not None else DEFAULT_HALT
+    rule = HaltRule.parse(halt) if halt is not None else default_halt(solver.task)
     if watch:
         _watch(solver, grids, rule)
     results = solver.solve_batch(grids, rule, candidates)
@@ -427,8 +428,15 @@ def data_generate(
     count: int = typer.Option(1000, "--count", help="Training puzzles."),
     test_count: int = typer.Option(1000, "--test-count", help="Held-out test puzzles."),
     blanks: int = typer.Option(40, "--blanks", help="Sudoku: empty cells per puzzle (difficulty)."),
+    blanks_max: int = typer.Option(0, "--blanks-max", help="Sudoku: spread the puzzles evenly over "
+                                   "--blanks..--blanks-max empty cells (0: all at --blanks)."),
+    method: str = typer.Option("singles", "--method", help="Sudoku generator: singles (solvable by singles, "
+                               "fast, up to ~54 blanks) or search (may need guessing, up to ~58)."),
     min_rounds: int = typer.Option(1, "--min-rounds", help="Sudoku: minimum rounds of single-cell deductions."),
     augment: int = typer.Option(0, "--augment", help="Sudoku: augmented copies per training puzzle."),
+    min_path: int = typer.Option(110, "--min-path", help="Maze: shortest S-G path in cells (110: Maze-Hard's; "
+                                 "2: easy mazes, median path 22)."),
+    walls: str = typer.Option("249-405", "--walls", help="Maze: wall count range LOW-HIGH, drawn uniformly."),
     max_length: int = typer.Option(5, "--max-length", help="DeepCoder: longest program (statements, 1-5)."),
     seed: int = typer.Option(0, "--seed"),
     overwrite: bool = typer.Option(False, "--overwrite"),
@@ -443,12 +451,13 @@ def data_generate(
         from .tasks.sudoku_data import generate_sudoku_dataset
 
         m = generate_sudoku_dataset(out, train_count=count, test_count=test_count, blanks=blanks,
-                                    min_rounds=min_rounds, augmentations=augment, seed=seed, overwrite=overwrite)
+                                    blanks_max=blanks_max, method=method, min_rounds=min_rounds,
+                                    augmentations=augment, seed=seed, overwrite=overwrite)
     elif task == "maze":
         from .tasks.maze_data import generate_maze_dataset
 
-        m = generate_maze_dataset(out, train_count=count, test_count=test_count, seed=seed, overwrite=overwrite,
-                                  progress=True)
+        m = generate_maze_dataset(out, train_count=count, test_count=test_count, seed=seed, min_path=min_path,
+                                  wall_range=_wall_range(walls), overwrite=overwrite, progress=True)
     elif task == "deepcoder":
         from .tasks.deepcoder import generate_deepcoder_dataset
 
@@ -458,6 +467,13 @@ def data_generate(
         _fail(f"unknown task {task!r}; `data generate` knows: sudoku, maze, deepcoder")
         return
     _print_manifest(out, m)
+
+
+def _wall_range(text: str) -> tuple[int, int]:
+    lo, sep, hi = text.partition("-")
+    if not sep or not lo.strip().isdigit() or not hi.strip().isdigit():
+        _fail(f"--walls {text!r}: give a range LOW-HIGH of wall counts, e.g. --walls 249-405")
+    return int(lo), int(hi)
 
 
 @data_app.command("heldout")

@@ -61,9 +61,14 @@ class GenerateConfig:
     train_count: int = 2000
     test_count: int = 500
     blanks: int = 40
+    blanks_max: int = 0  # sudoku: > blanks spreads the puzzles evenly over blanks..blanks_max (0: one level)
+    method: str = "singles"  # sudoku generator: singles (fast, <= ~54 blanks) | search (may need guessing)
     min_rounds: int = 1
     augmentations: int = 0  # extra symmetry-transformed copies per training puzzle
     seed: int = 0
+    min_path: int = 110  # maze: shortest S-G path, cells (110: Maze-Hard; 2: easy mazes, median path 22)
+    walls_min: int = 249  # maze: wall count drawn uniformly in walls_min..walls_max
+    walls_max: int = 405
     min_length: int = 1  # deepcoder: program lengths drawn, min_length..max_length statements
     max_length: int = 5
 
@@ -144,6 +149,7 @@ _CHOICES = {
     "train.loss": ("stablemax", "softmax"),
     "train.lr_schedule": ("constant", "cosine"),
     "data.generate.task": ("sudoku", "maze", "deepcoder"),
+    "data.generate.method": ("singles", "search"),
 }
 
 
@@ -157,8 +163,11 @@ _RANGES = {
     "model.expansion": _ABOVE_0, "model.halt_exploration_prob": _UNIT, "model.puzzle_emb_len": _AT_LEAST_0,
     "model.puzzle_emb_dim": _AT_LEAST_0, "model.rms_norm_eps": _ABOVE_0, "model.rope_theta": _ABOVE_0,
     "data.generate.train_count": _AT_LEAST_1, "data.generate.test_count": _AT_LEAST_0,
-    "data.generate.blanks": (0, 64, False, False), "data.generate.min_rounds": _AT_LEAST_0,
+    "data.generate.blanks": (0, 64, False, False),
+    "data.generate.blanks_max": (0, 64, False, False), "data.generate.min_rounds": _AT_LEAST_0,
     "data.generate.augmentations": _AT_LEAST_0, "data.generate.seed": _AT_LEAST_0,
+    "data.generate.min_path": (2, 900, False, False), "data.generate.walls_min": (0, 898, False, False),
+    "data.generate.walls_max": (0, 898, False, False),
     "data.generate.min_length": (1, 5, False, False), "data.generate.max_length": (1, 5, False, False),
     **{f"train.{k}": _AT_LEAST_1 for k in ("steps", "global_batch_size", "log_every", "eval_batch_size",
                                             "keep_checkpoints")},

@@ -1,7 +1,7 @@
 """Solving puzzles with a trained model: parse and check the input, run the recursion, check the answer.
 
 Each puzzle is refined until the `HaltRule` stops it (see `halting.py`): the default of `recursia solve` is
-`DEFAULT_HALT`; `HaltRule()` ("all") runs all N_sup steps, the papers' evaluation protocol. The result says
+`default_halt(task)`; `HaltRule()` ("all") runs all N_sup steps, the papers' evaluation protocol. The result says
 where the model's own halting rule first fired, and the task's own checker, never the model, says whether the
 answer is a valid solution of the given puzzle.
 """
@@ -23,7 +23,15 @@ from .runtime import pick_device
 from .tasks import Task, get_task
 from .verify import Verifier
 
-DEFAULT_HALT = HaltRule(stable=2)  # measured best trade-off on the demo model: docs/models.md
+STABLE = HaltRule(stable=2)  # measured best trade-off without an answer check on the demo model: docs/models.md
+VERIFIED = HaltRule(verified=True)
+
+
+def default_halt(task: Task) -> HaltRule:
+    """`verified` for a task that can check its answers (Sudoku, Maze, DeepCoder): stop at the first step
+    whose answer passes; it kept the all-steps accuracy in fewer than half the steps (docs/models.md).
+    Otherwise `stable=2`, the best rule without a check."""
+    return VERIFIED if task.verify is not None else STABLE
 
 
 @dataclass
@@ -93,10 +101,10 @@ class Solver:
     def solve_batch(self, grids: list[np.ndarray | str], halt: HaltRule | None = None,
                     candidates: int = 1) -> list[SolveResult]:
         """Solve many puzzles (question grids, or text that is parsed and checked) at once; each stops by
-        `halt` (default `DEFAULT_HALT`), and puzzles that have stopped leave the batch, so the rest run faster.
+        `halt` (default `default_halt(task)`), and puzzles that have stopped leave the batch, so the rest run faster.
         A `verified` rule or `candidates` > 1 runs the task's answer check every step (`recursia.verify`):
         up to `candidates` answers per step, the argmax first, keeping the first that verifies."""
-        halt = DEFAULT_HALT if halt is None else halt
+        halt = default_halt(self.task) if halt is None else halt
         verifier = Verifier.for_task(self.task, candidates) if halt.verified or candidates > 1 else None
         grids = [self.parse(g, f"puzzle {i + 1}") if isinstance(g, str) else self.check_grid(g, f"puzzle {i + 1}")
                  for i, g in enumerate(grids)]

@@ -101,12 +101,14 @@ def generate_dataset(gen: Any, out: str | Path) -> dict[str, Any]:
         from .sudoku_data import generate_sudoku_dataset
 
         return generate_sudoku_dataset(out, train_count=gen.train_count, test_count=gen.test_count,
-                                       blanks=gen.blanks, min_rounds=gen.min_rounds,
-                                       augmentations=gen.augmentations, seed=gen.seed)
+                                       blanks=gen.blanks, blanks_max=gen.blanks_max, method=gen.method,
+                                       min_rounds=gen.min_rounds, augmentations=gen.augmentations,
+                                       seed=gen.seed)
     if gen.task == "maze":
         from .maze_data import generate_maze_dataset
 
-        return generate_maze_dataset(out, train_count=gen.train_count, test_count=gen.test_count, seed=gen.seed)
+        return generate_maze_dataset(out, train_count=gen.train_count, test_count=gen.test_count, seed=gen.seed,
+                                     min_path=gen.min_path, wall_range=(gen.walls_min, gen.walls_max))
     if gen.task == "deepcoder":
         from .deepcoder import generate_deepcoder_dataset
 

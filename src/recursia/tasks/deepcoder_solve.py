@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..halting import HaltRule
+from ..solve import VERIFIED
 from . import deepcoder as dc
-
-VERIFIED = HaltRule(verified=True)  # the default for a task that checks its answers: stop once one works
-
 
 def solve_tasks(solver: Any, tasks: list[dc.DeepCoderTask], halt: HaltRule = VERIFIED,
                 candidates: int = 1) -> dict[str, Any]:

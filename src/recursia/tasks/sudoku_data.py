@@ -94,21 +94,53 @@ def _subset(q: np.ndarray, a: np.ndarray, count: int, rng: np.random.Generator) 
 
 
 def generate_sudoku_dataset(out: str | Path, *, train_count: int, test_count: int, blanks: int,
-                            min_rounds: int = 1, augmentations: int = 0, seed: int = 0,
-                            overwrite: bool = False) -> dict[str, Any]:
-    """Generated puzzles with unique solutions; the test puzzles are disjoint from the training ones."""
-    records = sudoku.generate(train_count + test_count, seed=seed, blanks=blanks, min_rounds=min_rounds)
-    q, a = records.questions, records.answers
+                            min_rounds: int = 1, augmentations: int = 0, seed: int = 0, blanks_max: int = 0,
+                            method: str = "singles", overwrite: bool = False) -> dict[str, Any]:
+    """Generated puzzles with unique solutions; the test puzzles are disjoint from the training ones.
+
+    With `blanks_max` > `blanks` the puzzles are spread evenly over every blank count in blanks..blanks_max (a
+    range of difficulties in one set), each level drawn with its own seed; `method` is the generator's
+    ("singles": solvable by singles alone, fast, at most ~54 blanks; "search": may need guessing, up to ~58).
+    """
+    levels = _levels(blanks, blanks_max)
+    parts = [_generate_level(b, train_n, test_n, seed, method, min_rounds, len(levels) > 1)
+             for b, train_n, test_n in zip(levels, _spread(train_count, len(levels)), _spread(test_count, len(levels)))]
+    q = np.concatenate([p[0] for p in parts] + [p[2] for p in parts])
+    a = np.concatenate([p[1] for p in parts] + [p[3] for p in parts])
+    ratings = np.concatenate([p[4] for p in parts] + [p[5] for p in parts])
     rng = np.random.default_rng([seed, 1])
     splits = {"train": augmented_groups(q[:train_count], a[:train_count], augmentations, rng)}
     if test_count:
         splits["test"] = _test_split(q[train_count:], a[train_count:])
-    ratings = records.ratings
     build = {"command": "generate", "train_count": train_count, "test_count": test_count, "blanks": blanks,
+             "blanks_max": max(blanks_max, blanks), "method": method,
              "min_rounds": min_rounds, "augmentations": augmentations, "seed": seed,
-             "mean_rounds": {"train": float(np.mean(ratings[:train_count])) if train_count else None,
-                             "test": float(np.mean(ratings[train_count:])) if test_count else None}}
+             "mean_rating": {"train": float(np.mean(ratings[:train_count])) if train_count else None,
+                             "test": float(np.mean(ratings[train_count:])) if test_count else None},
+             "rating_means": "rounds of singles" if method == "singles" else "guesses of the solver"}
     return write_dataset(out, "sudoku", sudoku.SEQ_LEN, sudoku.VOCAB_SIZE, splits, build, overwrite=overwrite)
+
+
+def _levels(blanks: int, blanks_max: int) -> list[int]:
+    if blanks_max and blanks_max < blanks:
+        raise DataError(f"blanks_max={blanks_max} is below blanks={blanks}: give a range low..high, "
+                        "or blanks_max=0 for one level")
+    return list(range(blanks, max(blanks, blanks_max) + 1))
+
+
+def _spread(count: int, k: int) -> list[int]:
+    """`count` split over k levels as evenly as possible (the first levels get the remainder)."""
+    return [count // k + (i < count % k) for i in range(k)]
+
+
+def _generate_level(blanks: int, train_n: int, test_n: int, seed: int, method: str, min_rounds: int,
+                    ranged: bool) -> tuple[np.ndarray, ...]:
+    """One blank count's training and test puzzles from one generator call (so the two never share a puzzle).
+    A single level keeps the plain seed, so older datasets regenerate bit for bit."""
+    level_seed = seed * 100 + blanks if ranged else seed
+    r = sudoku.generate(train_n + test_n, seed=level_seed, blanks=blanks, method=method, min_rounds=min_rounds)
+    return (r.questions[:train_n], r.answers[:train_n], r.questions[train_n:], r.answers[train_n:],
+            r.ratings[:train_n], r.ratings[train_n:])
 
 
 COLLECTIONS = {  # name in the --mix option -> file in the tdoku collections folder
