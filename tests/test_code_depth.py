@@ -57,3 +57,27 @@ def test_held_out_records_are_refused(tmp_path):
     bad.write_text("{}")
     with pytest.raises(Exception, match="not a depth policy"):
         load_policy(bad)
+
+
+def test_policy_arm_replays_the_policy_on_a_fixed_depth_run(tmp_path):
+    """`compare --arm-a policy=FILE` reads each task at its type's depth: outcome and calls as a run with
+    --depth-policy would have had them (the loop's steps do not depend on its maximum depth)."""
+    from recursia.code.evaluate import compare
+
+    store = Store(tmp_path / "s.sqlite")
+    fill(store)
+    policy, _ = learn_from_store(store, min_gain=0.02, min_n=10)
+    path = tmp_path / "depths.json"
+    path.write_text(json.dumps(policy))
+    run = tmp_path / "run"  # held-out: strings solved at depth 2 (past the policy's 1), numbers at 3
+    run.mkdir()
+    tasks = [Task(f"mbpp/{11 + i}", STRING if i < 4 else NUMBER) for i in range(8)]
+    recs = [solved_at(t.task_id, 2 if i < 4 else 3) for i, t in enumerate(tasks)]
+    (run / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    (run / "config.json").write_text(json.dumps({"protocol": "visible", "bench": "mbpp"}))
+    r = compare(run, run, f"policy={path}", "depth=4", tasks)
+    assert r["a"]["pass"] == 4 and r["b"]["pass"] == 8  # the policy stops strings at depth 1, before their fix
+    assert r["a"]["calls"] == 4 * 3 + 4 * 7 and r["b"]["calls"] == 4 * 5 + 4 * 7  # calls 1 + 2d up to the depth
+    assert r["mcnemar"]["b_only"] == 4 and r["mcnemar"]["a_only"] == 0
+    with pytest.raises(Exception, match="needs the tasks' prompts"):
+        compare(run, run, f"policy={path}", "depth=4", tasks[:2])

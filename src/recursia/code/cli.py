@@ -246,8 +246,11 @@ def eval_cmd(
 def compare_cmd(
     run_a: Path = typer.Argument(..., help="A `recursia code eval` run directory."),
     run_b: Path = typer.Argument(..., help="Another run (or the same one with a different --arm)."),
-    arm_a: str = typer.Option("final", "--arm-a", help="final, depth=D or baseline."),
-    arm_b: str = typer.Option("final", "--arm-b", help="final, depth=D or baseline."),
+    arm_a: str = typer.Option("final", "--arm-a", help="final, depth=D, policy=FILE (a depth policy replayed "
+                              "on this fixed-depth run; needs --data) or baseline."),
+    arm_b: str = typer.Option("final", "--arm-b", help="As --arm-a."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder holding humaneval/ and mbpp/ (for a "
+                                        "policy=FILE arm: the task types need the prompts)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the comparison here."),
 ) -> None:
     """Paired comparison of two arms on the same tasks: both pass rates with 95% intervals, McNemar's exact
@@ -256,7 +259,13 @@ def compare_cmd(
 
     from .evaluate import compare
 
-    r = compare(run_a, run_b, arm_a, arm_b)
+    tasks = None
+    if any(a.startswith("policy=") for a in (arm_a, arm_b)):
+        from .learn_cli import _tasks_for
+
+        runs = [r for r, a in ((run_a, arm_a), (run_b, arm_b)) if a.startswith("policy=")]
+        tasks = [t for r in runs for t in _tasks_for(json.loads((r / "config.json").read_text()), data)]
+    r = compare(run_a, run_b, arm_a, arm_b, tasks)
     for side in ("a", "b"):
         x = r[side]
         typer.echo(f"{side.upper()}: {x['run']} [{x['arm']}, protocol {x['protocol']}]  {x['pass']}/{x['n']} = "

@@ -281,43 +281,74 @@ def summary_lines(summary: dict) -> list[str]:
     return lines
 
 
-def arm_outcomes(records: list[dict], arm: str) -> dict[tuple[str, int], bool]:
-    """Per (task, sample) hidden outcome of an arm: 'final', 'depth=D' or 'baseline'."""
+def _arm_depths(records: list[dict], arm: str, tasks: list | None) -> dict[tuple[str, int], int] | None:
+    """The depth each record is read at for 'depth=D' and 'policy=FILE' (None for 'final' and 'baseline').
+
+    'policy=FILE' replays a depth policy (`recursia code depth`) on a fixed-depth run: the policy's depth for
+    the task's type, whose first-error class is the depth-0 program's. The loop's steps do not depend on its
+    maximum depth (every call has its own seed), so this is what `code eval --depth-policy FILE` would have
+    submitted and spent, as a halting sweep reads every halting rule off one rollout."""
+    if arm.startswith("depth="):
+        d = int(arm[6:])
+        return {(r["task_id"], r["sample"]): d for r in records}
+    if not arm.startswith("policy="):
+        return None
+    from .depth import load_policy
+
+    policy = load_policy(arm[7:])
+    by_id = {t.task_id: t for t in tasks or []}
+    missing = sorted({r["task_id"] for r in records} - set(by_id))
+    if missing:
+        raise RecursiaError(f"arm {arm!r} needs the tasks' prompts (their types): pass --data, which lacks "
+                            f"{len(missing)} of the run's tasks, e.g. {missing[0]}")
+    return {(r["task_id"], r["sample"]): policy.depth_for(by_id[r["task_id"]], r["loop"]["attempts"][0]["signature"])
+            for r in records}
+
+
+def arm_outcomes(records: list[dict], arm: str, tasks: list | None = None) -> dict[tuple[str, int], bool]:
+    """Per (task, sample) hidden outcome of an arm: 'final', 'depth=D', 'policy=FILE' or 'baseline'."""
+    depths = _arm_depths(records, arm, tasks)
     out = {}
     for r in records:
+        key = (r["task_id"], r["sample"])
         if arm == "final":
             v = r["hidden_by_depth"][-1]
         elif arm == "baseline":
             if "baseline" not in r:
                 raise RecursiaError("arm 'baseline': this run was made with --no-baseline")
             v = r["baseline"]["hidden"]
-        elif arm.startswith("depth="):
-            d = int(arm[6:])
+        elif depths is not None:
+            d = depths[key]
             if d >= len(r["hidden_by_depth"]):
-                raise RecursiaError(f"arm {arm!r}: the run only has depths 0..{len(r['hidden_by_depth']) - 1}")
+                raise RecursiaError(f"arm {arm!r}: depth {d} asked, but the run only has depths "
+                                    f"0..{len(r['hidden_by_depth']) - 1}")
             v = r["hidden_by_depth"][d]
         else:
-            raise RecursiaError(f"unknown arm {arm!r}: use 'final', 'depth=D' or 'baseline'")
-        out[(r["task_id"], r["sample"])] = v
+            raise RecursiaError(f"unknown arm {arm!r}: use 'final', 'depth=D', 'policy=FILE' or 'baseline'")
+        out[key] = v
     return out
 
 
-def _arm_calls(records: list[dict], arm: str) -> int:
+def _arm_calls(records: list[dict], arm: str, tasks: list | None = None) -> int:
     """Model calls an arm spent: the baseline's draws, or the loop's calls up to a depth (or to its end)."""
     if arm == "baseline":
         return sum(r["baseline"]["calls"] for r in records)
-    if arm.startswith("depth="):
-        d = int(arm[6:])
-        return sum(r["loop"]["attempts"][min(d, len(r["loop"]["attempts"]) - 1)]["calls"] for r in records)
+    depths = _arm_depths(records, arm, tasks)
+    if depths is not None:
+        at = [r["loop"]["attempts"][min(depths[(r["task_id"], r["sample"])], len(r["loop"]["attempts"]) - 1)]
+              for r in records]
+        return sum(a["calls"] for a in at)
     return sum(r["loop"]["calls"] for r in records)
 
 
-def compare(run_a: Path, run_b: Path, arm_a: str = "final", arm_b: str = "final") -> dict:
-    """Paired comparison on the (task, sample) pairs both runs finished: both rates, McNemar, total calls."""
+def compare(run_a: Path, run_b: Path, arm_a: str = "final", arm_b: str = "final",
+            tasks: list | None = None) -> dict:
+    """Paired comparison on the (task, sample) pairs both runs finished: both rates, McNemar, total calls.
+    `tasks` (the benchmark's) are needed only by a 'policy=FILE' arm."""
     ra, rb = read_records(run_a), read_records(run_b)
     if not ra or not rb:
         raise RecursiaError(f"{run_a if not ra else run_b} has no finished records (records.jsonl)")
-    oa, ob = arm_outcomes(ra, arm_a), arm_outcomes(rb, arm_b)
+    oa, ob = arm_outcomes(ra, arm_a, tasks), arm_outcomes(rb, arm_b, tasks)
     keys = sorted(set(oa) & set(ob))
     if not keys:
         raise RecursiaError(f"{run_a} and {run_b} share no task: compare runs of the same benchmark")
@@ -327,8 +358,8 @@ def compare(run_a: Path, run_b: Path, arm_a: str = "final", arm_b: str = "final"
     ka = {(r["task_id"], r["sample"]) for r in ra}
     kb = {(r["task_id"], r["sample"]) for r in rb}
     return {"a": {"run": str(run_a), "arm": arm_a, "protocol": sa["protocol"], **_rate(a),
-                  "calls": _arm_calls([r for r in ra if (r["task_id"], r["sample"]) in set(keys)], arm_a)},
+                  "calls": _arm_calls([r for r in ra if (r["task_id"], r["sample"]) in set(keys)], arm_a, tasks)},
             "b": {"run": str(run_b), "arm": arm_b, "protocol": sb["protocol"], **_rate(b),
-                  "calls": _arm_calls([r for r in rb if (r["task_id"], r["sample"]) in set(keys)], arm_b)},
+                  "calls": _arm_calls([r for r in rb if (r["task_id"], r["sample"]) in set(keys)], arm_b, tasks)},
             "mcnemar": mcnemar(a, b), "unpaired": {"only_a": len(ka - set(keys)), "only_b": len(kb - set(keys))},
             "same_protocol": sa["protocol"] == sb["protocol"] and sa["bench"] == sb["bench"]}
