@@ -69,3 +69,22 @@ def test_retrieval_finds_the_skill_for_a_paraphrased_prompt(tmp_path):
     text = lib.for_task(Task("mbpp/800", "Reverse the words in a sentence."), k=2, max_chars=600)
     assert "reverse_words" in text and len(text) <= 600 and text.startswith("Skills from similar solved tasks")
     assert "mbpp/601" not in {s.task_id for s, _ in lib.retrieve(PROMPTS["mbpp/601"], exclude="mbpp/601")}
+
+
+def test_checked_references_of_training_tasks_join_the_library():
+    """A training task's reference enters only if it passes its tests in the real sandbox; a held-out task's
+    reference is refused before anything runs."""
+    from recursia.code.tasks import CodeTask
+
+    def task(tid, prompt, reference):
+        return CodeTask(tid, "mbpp", prompt, "rev", ("assert rev('a b') == 'b a'",),
+                        ("assert rev('x y z') == 'z y x'",), reference=reference)
+
+    good = task("mbpp/610", "Write a function to reverse the words in a string.", REVERSE.replace("reverse_words", "rev"))
+    bad = task("mbpp/611", "Write a function to reverse a string.", "def rev(s):\n    return s.upper()\n")
+    lib = SkillLibrary()
+    assert lib.add_references([good, bad]) == 1
+    assert [(s.kind, s.task_id, s.split) for s in lib.skills] == [("reference", "mbpp/610", "train")]
+    assert lib.retrieve("Reverse the order of the words of a sentence.")[0][0].task_id == "mbpp/610"
+    with pytest.raises(LeakError, match="mbpp/20"):
+        lib.add_references([task("mbpp/20", "held out", REVERSE)])

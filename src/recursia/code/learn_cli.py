@@ -108,20 +108,29 @@ def skills_cmd(
     store: Path = typer.Argument(..., help="An attempt store."),
     out: Path = typer.Option(..., "--out", help="Where to write the library (JSON)."),
     validation: bool = typer.Option(False, "--with-validation", help="Also take MBPP validation tasks."),
+    references: bool = typer.Option(False, "--references", help="Also the published reference programs of "
+                                    "those MBPP tasks, each kept only if it passes its tests in the sandbox."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder holding mbpp/ (for --references)."),
     query: Optional[str] = typer.Option(None, "--query", help="Show what a prompt would retrieve."),
 ) -> None:
     """Build the skill library (verified solutions and fixes) from training-split tasks of the store."""
     from .skills import SkillLibrary, render
     from .store import Store
+    from .tasks import load_tasks
 
     if not store.is_file():
         _fail(f"store {store} does not exist; fill one with `recursia code store import RUN --store {store}`")
     with Store(store) as s:
         lib, no_prompt = SkillLibrary.from_store(s, ("train", "validation") if validation else ("train",))
+    if references:
+        tasks = [t for split in lib.splits for t in load_tasks("mbpp", data, split=split)]
+        typer.echo(f"checking {len(tasks)} reference program(s) in the sandbox")
+        lib.add_references(tasks, progress=True)
     lib.save(out)
     kinds = [sk.kind for sk in lib.skills]
-    typer.echo(f"{kinds.count('solution')} solution(s), {kinds.count('fix')} fix(es) from {'/'.join(lib.splits)} "
-               f"tasks; {no_prompt} solved record(s) left out (no prompt stored: import with --data)")
+    typer.echo(f"{kinds.count('solution')} solution(s), {kinds.count('fix')} fix(es), {kinds.count('reference')} "
+               f"checked reference(s) from {'/'.join(lib.splits)} tasks; {no_prompt} solved record(s) left out "
+               "(no prompt stored: import with --data)")
     if query:
         typer.echo(render([sk for sk, _ in lib.retrieve(query)]) or "(nothing retrieved)")
     typer.echo(f"wrote {out}")

@@ -7,6 +7,9 @@ may be added), never of a held-out task:
 - `fix`: a before/after pair: the program the loop refined at some depth (the submission before it), the error
   signature it had, and the rewrite that then passed the visible tests and was the final, hidden-passing
   submission.
+- `reference` (`from_references`, `code skills --references`): a training task's published reference program,
+  kept only if it passes that task's visible and hidden tests in the sandbox. A small model solves few training
+  tasks itself (Gemma 3 270M: about 2%), so its own solutions make a library of a handful of skills.
 
 Retrieval is BM25 (the `bm25s` package, English stop words and the Snowball stemmer of PyStemmer, so
 "reverses" finds "reverse") over each skill's task prompt; a fix's text adds the error it cured. `render`
@@ -28,7 +31,7 @@ ALLOWED_SPLITS = ("train", "validation")
 
 @dataclass(frozen=True)
 class Skill:
-    kind: str          # solution or fix
+    kind: str          # solution, fix or reference
     benchmark: str
     task_id: str
     split: str
@@ -101,6 +104,27 @@ class SkillLibrary:
                     seen.add(("fix", r["task_id"], before["signature"]))
         return lib, no_prompt
 
+    def add_references(self, tasks, workers: int = 2, progress: bool = False) -> int:
+        """Add the reference program of every task of the library's splits that passes all its tests in the
+        sandbox; other tasks raise `LeakError` (a held-out task's reference is its answer). Returns the count."""
+        from .scoring import check_references
+        from .tasktypes import task_split
+
+        tasks = [t for t in tasks if t.reference is not None]
+        held_out = sorted({t.task_id for t in tasks if task_split(t.benchmark, t.task_id) not in self.splits})
+        if held_out:
+            raise LeakError(f"{len(held_out)} reference(s) of tasks outside {'/'.join(self.splits)} offered to the "
+                            f"skill library, e.g. {held_out[0]}; pass training-split tasks only")
+        report = check_references(tasks, workers=workers, progress=progress) if tasks else {"tasks": []}
+        passed = {r["task_id"] for r in report["tasks"] if r["visible_passed"] and r["hidden_passed"]}
+        added = 0
+        for t in tasks:
+            if t.task_id in passed:
+                self.add(Skill("reference", t.benchmark, t.task_id, task_split(t.benchmark, t.task_id), t.prompt,
+                               t.reference))
+                added += 1
+        return added
+
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.write_text(json.dumps({"version": 1, "splits": list(self.splits),
@@ -155,6 +179,6 @@ def render(skills: list[Skill], max_chars: int = 900, max_lines: int = 14) -> st
             parts.append(f"- A fix that cured {s.error!r} on the task: {task}\n{body}")
         else:
             body = "\n".join(s.program.strip().splitlines()[:max_lines])
-            parts.append(f"- A solution of the task: {task}\n{body}")
+            parts.append(f"- A solution of the task: {task}\n{body}")  # the model's or a checked reference
     text = "\n".join(parts)
     return text if len(text) <= max_chars else text[:max_chars - 4].rstrip() + "\n..."
