@@ -117,7 +117,7 @@ def generate_sudoku_dataset(out: str | Path, *, train_count: int, test_count: in
              "min_rounds": min_rounds, "augmentations": augmentations, "seed": seed,
              "mean_rating": {"train": float(np.mean(ratings[:train_count])) if train_count else None,
                              "test": float(np.mean(ratings[train_count:])) if test_count else None},
-             "rating_means": "rounds of singles" if method == "singles" else "guesses of the solver"}
+             "rating_unit": "rounds of singles" if method == "singles" else "guesses of the solver"}
     return write_dataset(out, "sudoku", sudoku.SEQ_LEN, sudoku.VOCAB_SIZE, splits, build, overwrite=overwrite)
 
 
