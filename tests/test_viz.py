@@ -297,7 +297,8 @@ def test_halting_chart_title_and_top_tick_are_readable():
 
 
 def test_solve_watch_draws_the_steps_the_solve_runs(sudoku_run):
-    """The frames end where the halting rule stops the puzzle (default stable=2), then the usual output."""
+    """The frames end where the halting rule stops the puzzle (default for Sudoku: verified), then the usual
+    output."""
     runs = {}
     for halt in ([], ["--halt", "all"], ["--halt", "confidence=0.001"]):
         proc = cli("solve", str(sudoku_run), PUZZLE, "--watch", *halt)

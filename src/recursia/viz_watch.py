@@ -23,6 +23,7 @@ from .halting import HaltRule, check_rule
 from .model import RecursiveModel
 from .supervision import Rollout, rollout
 from .tasks import Task
+from .verify import Verifier
 
 FRAME_PAUSE_S = 0.3  # between frames on a terminal
 CHANGED_STYLE = "black on yellow"
@@ -67,7 +68,7 @@ def watch(model: RecursiveModel, task: Task, question: np.ndarray, halt: HaltRul
     """Run `question`, drawing every step as soon as it is computed, up to the step where `halt` (default: all
     N_sup steps) stops it. Returns the rollout of the steps drawn."""
     halt = halt or HaltRule()
-    check_rule(halt, model)
+    check_rule(halt, model, Verifier.for_task(task) if halt.verified else None)  # raises if task can't check
     console = console or Console(highlight=False)
     device = model.embed_tokens.device
     inputs = torch.from_numpy(task.encode(np.asarray(question)[None])).to(device)
@@ -88,7 +89,7 @@ def watch(model: RecursiveModel, task: Task, question: np.ndarray, halt: HaltRul
         learned = rec.halt[-1][:1].cpu() if rec.halt[-1] is not None else None
         q_now = rec.q_halt[-1][:1].cpu() if rec.q_halt[-1] is not None else None
         verified = None
-        if getattr(halt, "verified", False) and task.verify is not None:  # the task checks the answer itself
+        if halt.verified:  # the task checks the answer itself (checked above)
             verified = torch.from_numpy(np.asarray(task.verify(inputs[:1].cpu().numpy(),
                                                                rec.predictions[-1][:1].cpu().numpy()), dtype=bool))
         if bool(halt.fires(q_now, learned, unchanged, verified)[0]):
