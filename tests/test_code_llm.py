@@ -24,6 +24,8 @@ import pytest
 
 from recursia.code.backends import BackendError, LlamaCppBackend, OpenAIBackend, Prompt
 
+from conftest import need_data
+
 TASKS = [
     {"task_id": "easy/add", "prompt": 'def add(a, b):\n    """Return the sum of a and b.\n    >>> add(2, 3)\n    5\n    """\n',
      "entry_point": "add", "visible_tests": ["assert add(2, 3) == 5"],
@@ -282,3 +284,23 @@ def test_compare_pairs_arms_and_counts_calls(tmp_path):
     assert "McNemar exact p = 0.25" in r.stdout
     r = _cli("compare", run, run, "--arm-b", "baseline")
     assert "only A 2" in r.stdout  # final 5 vs baseline 3
+
+
+def test_a_reply_does_not_depend_on_the_previous_prompt(gguf):
+    """The same greedy prompt after different earlier prompts gives the same reply, as from a fresh model: what
+    paired A/B runs (`code compare`) rely on. Without a fresh KV cache per call, mbpp/62's first program
+    differed after mbpp/53 from after mbpp/51 (2026-12-01)."""
+    from recursia.code import prompts
+    from recursia.code.tasks import load_tasks
+
+    data = need_data("code", "mbpp")
+    by_id = {t.task_id: t for t in load_tasks("mbpp", data.parent, split="test")}
+    b = LlamaCppBackend(gguf, threads=1)
+    target = prompts.initial(by_id["mbpp/62"], b.mode)[0]
+    fresh = b.generate(target, 0.0, 0).text
+    replies = []
+    for before in ("mbpp/51", "mbpp/53", "mbpp/56"):
+        b.generate(prompts.initial(by_id[before], b.mode)[0], 0.0, 1)
+        replies.append(b.generate(target, 0.0, 0).text)
+    b.close()
+    assert replies == [fresh] * 3

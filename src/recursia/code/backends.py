@@ -186,6 +186,11 @@ class LlamaCppBackend(Backend):
         seed = self.gen.seed if seed is None else seed
         if seed is not None:
             self.llm.set_seed(seed)
+        # llama-cpp-python keeps the previous prompt in its KV cache and evaluates only what follows the shared
+        # prefix; the different batch split changes the numerics, and so a greedy reply could depend on which
+        # prompt came before (2 distinct replies to one MBPP prompt after 6 different ones). Starting from an
+        # empty cache makes every call depend on its own prompt and seed only, so paired A/B runs repeat.
+        self.llm.reset()
         start = time.perf_counter()
         try:
             common = dict(max_tokens=self.gen.max_tokens, temperature=t, top_p=self.gen.top_p,
