@@ -7,7 +7,7 @@ may be added), never of a held-out task:
 - `fix`: a before/after pair: the program the loop refined at some depth (the submission before it), the error
   signature it had, and the rewrite that then passed the visible tests and was the final, hidden-passing
   submission.
-- `reference` (`from_references`, `code skills --references`): a training task's published reference program,
+- `reference` (`add_references`, `code skills --references`): a training task's published reference program,
   kept only if it passes that task's visible and hidden tests in the sandbox. A small model solves few training
   tasks itself (Gemma 3 270M: about 2%), so its own solutions make a library of a handful of skills.
 
