@@ -8,10 +8,15 @@ The workload is issue 11's: TRM-MLP, hidden 128, batch 32, T=3 n=6, fp32. The tr
 `Trainer.train_step` does (deep-supervision step, backward, AdamATan2, SignSGD on the puzzle embedding, EMA)
 on seeded random puzzles; the solve is `Solver.solve_batch` on one 17-clue Sudoku with all 16 supervision
 steps. Each measurement is a fresh subprocess that imports the commit's `src/` (PYTHONPATH), so both commits
-run the same script on the same machine; the order alternates base, head, base, head ... so that a change of
-load hits both alike. Each subprocess also prints a fingerprint of its losses and answer: the two commits must
-agree bit for bit (same seeds, same weights), or the speed-up changed the arithmetic.
-Prints one line per measurement, then per thread count the medians and the ratios base / head, of wall time
+run the same script on the same machine; the order rotates (base, head, head-aten, then head, head-aten,
+base, ...) so that a change of load hits all alike. `head-aten` is the head with RECURSIA_CPU_MATMUL=aten
+(MKL's products, as in the base), which shows how much of the speed-up is oneDNN's.
+Each subprocess also prints a fingerprint of its losses and answer, and of one application of the network
+(T=1, n=1) with fixed weights. `head-aten` must agree with the base bit for bit (same seeds, same weights);
+`head` sums in another order inside its products, so its one application must agree to fp32 rounding (the
+largest relative differences are printed). Its losses and answer after the timed steps are not compared:
+the T=3, n=6 recursion at random initialisation amplifies any rounding difference to O(1).
+Prints one line per measurement, then per thread count the medians and the ratios base / side, of wall time
 and of the process's CPU time (steadier than wall time when other jobs share the cores).
 """
 
@@ -59,6 +64,21 @@ def worker(threads: int, train_steps: int, solve_reps: int, norm: str) -> dict:
         return Examples(x, torch.randint(2, 11, (k, 81), generator=data, dtype=torch.uint8),
                         torch.zeros(k, dtype=torch.int32), torch.arange(k))
 
+    # The arithmetic check, on one application of the same network (T=1, n=1) with fixed weights and inputs:
+    # its loss, gradient norm and logits. The benchmark's own T=3, n=6 recursion is no place to compare: at
+    # random initialisation it is chaotic, and an fp32 rounding difference grows to logits that differ by
+    # about 3 after one supervision step (MKL's fp32 differs from fp64 by as much as oneDNN's does).
+    torch.manual_seed(0)
+    one = build_model(build_config("sudoku-mlp", OVERRIDES + [f"model.reference_mlp_norm={norm}", "model.T=1",
+                                                              "model.n=1"]).model, TaskSpec(81, 11, 1))
+    gen = torch.Generator().manual_seed(3)
+    inputs, labels = torch.randint(1, 11, (32, 81), generator=gen), torch.randint(1, 11, (32, 81), generator=gen)
+    out = one(one.initial_state(32), inputs, torch.zeros(32, dtype=torch.int32))
+    check_loss = torch.nn.functional.cross_entropy(out.logits.reshape(-1, 11), labels.reshape(-1))
+    check_loss.backward()
+    grad_norm = float(torch.stack([p.grad.norm() for p in one.parameters() if p.grad is not None]).norm())
+    check = {"loss": float.hex(float(check_loss)), "grad_norm": float.hex(grad_norm),
+             "logits": float.hex(float(out.logits.detach().abs().sum()))}
     sup = DeepSupervision(model, cfg.model, t.loss, generator=torch.Generator().manual_seed(2))
     carry = sup.empty_carry(t.global_batch_size, 81, torch.device("cpu"))
     losses, step_s, step_cpu = [], [], []
@@ -85,16 +105,21 @@ def worker(threads: int, train_steps: int, solve_reps: int, norm: str) -> dict:
         solve_s.append(time.perf_counter() - start)
         solve_cpu.append(time.process_time() - cpu)
     fingerprint = {"losses": [float.hex(v) for v in losses], "answer": result.to_json()["answer"],
-                   "confidence": float.hex(float(sum(c.sum() for c in result.confidence)))}
+                   "confidence": float.hex(float(sum(c.sum() for c in result.confidence))), **check}
     import recursia
 
-    return {"train_step_s": statistics.median(step_s), "solve_s": statistics.median(solve_s),
+    try:
+        from recursia.matmul import cpu_matmul
+        backend = cpu_matmul()
+    except ImportError:  # commits before recursia.matmul: F.linear only
+        backend = "aten"
+    return {"backend": backend, "train_step_s": statistics.median(step_s), "solve_s": statistics.median(solve_s),
             "train_step_cpu_s": statistics.median(step_cpu), "solve_cpu_s": statistics.median(solve_cpu),
             "steps": result.steps, "fingerprint": fingerprint, "module": recursia.__file__}
 
 
-def measure(src: Path, threads: int, args: argparse.Namespace) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": str(threads)}
+def measure(src: Path, threads: int, args: argparse.Namespace, matmul: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": str(threads), "RECURSIA_CPU_MATMUL": matmul}
     cmd = [sys.executable, __file__, "--worker", "--threads", str(threads), "--train-steps", str(args.train_steps),
            "--solve-reps", str(args.solve_reps), "--norm", args.norm]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd="/", timeout=1800)
@@ -117,27 +142,37 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args.threads[0], args.train_steps, args.solve_reps, args.norm)))
         return
-    sides = {"base": args.base / "src", "head": args.head / "src"}
+    sides = {"base": (args.base / "src", "auto"), "head": (args.head / "src", "auto"),
+             "head-aten": (args.head / "src", "aten")}
+    order = list(sides)
     runs: dict[tuple[str, int], list[dict]] = {(s, t): [] for s in sides for t in args.threads}
     print(f"load average before: {os.getloadavg()}")
     for r in range(args.rounds):
         for t in args.threads:
-            for side in (("base", "head") if r % 2 == 0 else ("head", "base")):
-                m = measure(sides[side], t, args)
+            for side in order[r % 3:] + order[:r % 3]:
+                m = measure(sides[side][0], t, args, sides[side][1])
                 runs[side, t].append(m)
-                print(f"round {r} threads {t} {side}: train step {m['train_step_s']:.3f} s "
+                print(f"round {r} threads {t} {side} ({m['backend']}): train step {m['train_step_s']:.3f} s "
                       f"(CPU {m['train_step_cpu_s']:.3f} s), 16-step solve {m['solve_s']:.3f} s "
                       f"(CPU {m['solve_cpu_s']:.3f} s), load {os.getloadavg()[0]:.2f}", flush=True)
     modules = sorted({m["module"] for v in runs.values() for m in v})
     print(f"load average after: {os.getloadavg()}; modules imported: {modules}")
     for t in args.threads:
-        same = all(m["fingerprint"] == runs["base", t][0]["fingerprint"] for s in sides for m in runs[s, t])
-        parts = []
-        for key, what in (("train_step_s", "train step"), ("solve_s", "solve"), ("train_step_cpu_s", "train CPU"),
-                          ("solve_cpu_s", "solve CPU")):
-            base, head = (statistics.median(m[key] for m in runs[s, t]) for s in ("base", "head"))
-            parts.append(f"{what} {base:.3f} -> {head:.3f} s ({base / head:.2f}x)")
-        print(f"threads {t} (medians, base -> head): {'; '.join(parts)}; outputs bit-identical: {same}")
+        ref = runs["base", t][0]["fingerprint"]
+        aten_same = all(m["fingerprint"] == ref for s in ("base", "head-aten") for m in runs[s, t])
+        def rel(key: str) -> float:
+            return max(abs(float.fromhex(m["fingerprint"][key]) - float.fromhex(ref[key])) / abs(float.fromhex(ref[key]))
+                       for m in runs["head", t])
+        for side in ("head", "head-aten"):
+            parts = []
+            for key, what in (("train_step_s", "train step"), ("solve_s", "solve"),
+                              ("train_step_cpu_s", "train CPU"), ("solve_cpu_s", "solve CPU")):
+                base, head = (statistics.median(m[key] for m in runs[s, t]) for s in ("base", side))
+                parts.append(f"{what} {base:.3f} -> {head:.3f} s ({base / head:.2f}x)")
+            print(f"threads {t} (medians, base -> {side}): {'; '.join(parts)}")
+        print(f"threads {t}: head-aten bit-identical to base: {aten_same}; head against base on one application "
+              f"(T=1, n=1, same weights): largest relative difference of the loss {rel('loss'):.1e}, of the gradient "
+              f"norm {rel('grad_norm'):.1e}, of the summed |logits| {rel('logits'):.1e}")
 
 if __name__ == "__main__":
     main()
