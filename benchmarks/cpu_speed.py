@@ -161,8 +161,8 @@ def main() -> None:
         ref = runs["base", t][0]["fingerprint"]
         aten_same = all(m["fingerprint"] == ref for s in ("base", "head-aten") for m in runs[s, t])
         def rel(key: str) -> float:
-            return max(abs(float.fromhex(m["fingerprint"][key]) - float.fromhex(ref[key])) / abs(float.fromhex(ref[key]))
-                       for m in runs["head", t])
+            want = float.fromhex(ref[key])
+            return max(abs(float.fromhex(m["fingerprint"][key]) - want) / abs(want) for m in runs["head", t])
         for side in ("head", "head-aten"):
             parts = []
             for key, what in (("train_step_s", "train step"), ("solve_s", "solve"),

@@ -29,6 +29,8 @@ def test_bench_command_writes_consistent_json(tmp_path) -> None:
     expected = flops.count(build_config("sudoku-att", SMALL).model, 81, 11).train_step(8)
     assert r["train_gflop_per_step"] == round(expected / 1e9, 1)
     assert r["mfu"] is None and r["peak_tflops"] is None  # a CPU has no known peak
+    from recursia.matmul import cpu_matmul
+    assert r["cpu_matmul"] == cpu_matmul() and f"{cpu_matmul()} products" in proc.stdout  # which products ran
     proc = subprocess.run([sys.executable, "-m", "recursia", "bench", "--preset", "arc1-att"], capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")}, timeout=120)
     assert proc.returncode == 2 and "pass --data" in proc.stderr and "Traceback" not in proc.stderr

@@ -93,7 +93,8 @@ def test_a_model_gives_the_same_logits_and_gradients_through_either_backend(mixe
         model.zero_grad(set_to_none=True)
         out = model(model.initial_state(4), inputs, torch.zeros(4, dtype=torch.int32))
         F.cross_entropy(out.logits.reshape(-1, 11), labels.reshape(-1)).backward()
-        got[name] = (out.logits.detach(), {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None})
+        got[name] = (out.logits.detach(),
+                     {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None})
     assert torch.allclose(got["onednn"][0], got["aten"][0], rtol=1e-4, atol=1e-5)
     assert got["onednn"][1].keys() == got["aten"][1].keys() and len(got["aten"][1]) > 4
     for k, ref in got["aten"][1].items():

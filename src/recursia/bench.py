@@ -23,6 +23,7 @@ from tqdm import tqdm
 from . import flops
 from .config import build_config
 from .dataset import Dataset
+from .matmul import cpu_matmul
 from .runtime import set_threads, setup, teardown
 from .train import Trainer
 
@@ -85,6 +86,7 @@ def run(preset: str = "sudoku-mlp", steps: int = 50, warmup: int = 10, data: str
     return {
         "preset": preset, "device": str(rt.device), "device_name": name, "torch": torch.__version__,
         "compile": cfg.train.compile, "forward_dtype": cfg.model.forward_dtype, "overrides": overrides,
+        "cpu_matmul": None if cuda else cpu_matmul(),
         "global_batch_size": batch, "warmup_steps": warmup, "steps": steps, "seconds": round(seconds, 3),
         "steps_per_s": round(sps, 3), "examples_per_s": round(sps * batch, 1),
         "train_gflop_per_step": round(f.train_step(batch) / 1e9, 1), "achieved_tflops": round(flop_rate / 1e12, 3),
@@ -99,7 +101,8 @@ def run(preset: str = "sudoku-mlp", steps: int = 50, warmup: int = 10, data: str
 
 def summary(r: dict[str, Any]) -> str:
     mfu = "n/a (unknown peak)" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%"
-    lines = [f"{r['preset']} on {r['device_name']} ({r['device']}), batch {r['global_batch_size']}: "
+    products = f", {r['cpu_matmul']} products" if r.get("cpu_matmul") else ""
+    lines = [f"{r['preset']} on {r['device_name']} ({r['device']}{products}), batch {r['global_batch_size']}: "
              f"{r['steps_per_s']:.3f} steps/s, {r['examples_per_s']:.1f} examples/s",
              f"  {r['train_gflop_per_step']:.1f} GFLOP per step, {r['achieved_tflops']:.3f} TFLOP/s, MFU {mfu}"]
     if r["peak_memory_gib"] is not None:
