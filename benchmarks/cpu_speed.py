@@ -67,7 +67,7 @@ def worker(threads: int, train_steps: int, solve_reps: int, norm: str) -> dict:
     # The arithmetic check, on one application of the same network (T=1, n=1) with fixed weights and inputs:
     # its loss, gradient norm and logits. The benchmark's own T=3, n=6 recursion is no place to compare: at
     # random initialisation it is chaotic, and an fp32 rounding difference grows to logits that differ by
-    # about 3 after one supervision step (MKL's fp32 differs from fp64 by as much as oneDNN's does).
+    # about 3 after one supervision step (each differs as much from a float64 run of the same weights).
     torch.manual_seed(0)
     one = build_model(build_config("sudoku-mlp", OVERRIDES + [f"model.reference_mlp_norm={norm}", "model.T=1",
                                                               "model.n=1"]).model, TaskSpec(81, 11, 1))
