@@ -43,7 +43,7 @@ def training_questions(data_dir: Path) -> set[bytes]:
     """Questions of a dataset's training split, as the bytes of their 81 digits."""
     from recursia.dataset import Dataset
 
-    q = np.asarray(Dataset(data_dir).split("train").inputs).astype(np.int16) - 1  # token = digit + 1
+    q = sudoku.decode(Dataset(data_dir).split("train").inputs)
     return {row.astype(np.int8).tobytes() for row in q}
 
 

@@ -86,7 +86,7 @@ def run(preset: str = "sudoku-mlp", steps: int = 50, warmup: int = 10, data: str
     return {
         "preset": preset, "device": str(rt.device), "device_name": name, "torch": torch.__version__,
         "compile": cfg.train.compile, "forward_dtype": cfg.model.forward_dtype, "overrides": overrides,
-        "cpu_matmul": None if cuda else cpu_matmul(),
+        "cpu_matmul": cpu_matmul() if rt.device.type == "cpu" else None,  # CUDA and MPS use F.linear
         "global_batch_size": batch, "warmup_steps": warmup, "steps": steps, "seconds": round(seconds, 3),
         "steps_per_s": round(sps, 3), "examples_per_s": round(sps * batch, 1),
         "train_gflop_per_step": round(f.train_step(batch) / 1e9, 1), "achieved_tflops": round(flop_rate / 1e12, 3),

@@ -68,7 +68,8 @@ def watch(model: RecursiveModel, task: Task, question: np.ndarray, halt: HaltRul
     """Run `question`, drawing every step as soon as it is computed, up to the step where `halt` (default: all
     N_sup steps) stops it. Returns the rollout of the steps drawn."""
     halt = halt or HaltRule()
-    check_rule(halt, model, Verifier.for_task(task) if halt.verified else None)  # raises if task can't check
+    verifier = Verifier.for_task(task) if halt.verified else None  # raises if the task cannot check answers
+    check_rule(halt, model, verifier)
     console = console or Console(highlight=False)
     device = model.embed_tokens.device
     inputs = torch.from_numpy(task.encode(np.asarray(question)[None])).to(device)
@@ -89,9 +90,9 @@ def watch(model: RecursiveModel, task: Task, question: np.ndarray, halt: HaltRul
         learned = rec.halt[-1][:1].cpu() if rec.halt[-1] is not None else None
         q_now = rec.q_halt[-1][:1].cpu() if rec.q_halt[-1] is not None else None
         verified = None
-        if halt.verified:  # the task checks the answer itself (checked above)
-            verified = torch.from_numpy(np.asarray(task.verify(inputs[:1].cpu().numpy(),
-                                                               rec.predictions[-1][:1].cpu().numpy()), dtype=bool))
+        if verifier is not None:  # the task checks the answer itself
+            verified = torch.from_numpy(np.asarray(verifier.check(inputs[:1].cpu().numpy(),
+                                                                  rec.predictions[-1][:1].cpu().numpy()), dtype=bool))
         if bool(halt.fires(q_now, learned, unchanged, verified)[0]):
             stopped.append(len(rec.predictions))
         answer = task.decode(rec.predictions[-1][:1].cpu().numpy())[0]
