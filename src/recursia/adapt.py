@@ -9,7 +9,7 @@ network changes, and the test outputs are never seen.
 from __future__ import annotations
 
 import torch
-from tqdm import tqdm
+from .progress import bar as tqdm  # plain lines when stderr is not a terminal
 
 from .config import RunConfig
 from .dataset import Sampler, Split

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
+from .progress import bar as tqdm  # plain lines when stderr is not a terminal
 
 from . import flops
 from .config import build_config

@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .dataset import Split
 from .errors import ConfigError
 from .halting import HaltRule, stop_steps, summarise, tradeoff
 from .losses import IGNORE
 from .model import RecursiveModel
+from .progress import bar as progress_bar
 from .supervision import rollout
 
 
@@ -65,7 +65,7 @@ def evaluate(model: RecursiveModel, split: Split, batch_size: int = 256, max_exa
     sweep: list[dict[str, Any]] | None = None
     extra: dict[str, dict[str, float]] = {"all_steps": {}, "early_halting": {}}
     started = time.time()
-    bar = tqdm(total=n_total, desc="eval", unit="ex", disable=not progress, leave=False)
+    bar = progress_bar(total=n_total, desc="eval", unit="ex", disable=not progress, leave=False)
     for start in range(0, n_total, batch_size):
         idx = np.arange(start, min(start + batch_size, n_total))
         rows = split.rows(idx)

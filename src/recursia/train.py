@@ -20,7 +20,6 @@ import torch
 import torch.distributed as dist
 import yaml
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from . import checkpoint as ckpt_io
 from .config import RunConfig, config_from_dict
@@ -31,6 +30,7 @@ from .layers import Stack
 from .metrics_log import MetricsLog, truncate_after
 from .model import RecursiveModel, TaskSpec, build_model, resolve_dtype
 from .optim import EMA, AdamATan2, SparseSignSGD, warmup_lr
+from .progress import bar as progress_bar
 from .rundir import RunLock
 from .runtime import Runtime, all_reduce_sum, set_threads, setup, teardown
 from .supervision import Carry, DeepSupervision, Examples
@@ -391,8 +391,8 @@ def _train_locked(cfg: RunConfig, run_dir: Path, rt: Runtime, data: Dataset, ckp
             pass
 
     sums = trainer.log_sums
-    bar = tqdm(total=t.steps, initial=min(trainer.step, t.steps), desc="train", unit="step", disable=not show,
-               dynamic_ncols=True)
+    bar = progress_bar(total=t.steps, initial=min(trainer.step, t.steps), desc="train", unit="step",
+                       disable=not show, dynamic_ncols=True)
     session_start = time.time()
     elapsed_at_start = trainer.elapsed
     eval_result = None

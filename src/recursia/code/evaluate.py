@@ -170,7 +170,7 @@ def _run_locked(tasks: list, refiner: Refiner, s: EvalSettings, run: Path, resum
     done = {(r["task_id"], r["sample"]) for r in read_records(run, repair=True)}
     todo = [(t, k) for t in tasks for k in range(s.samples) if (t.task_id, k) not in done]
     by_id = {t.task_id: t for t in tasks}
-    from tqdm import tqdm
+    from ..progress import bar as tqdm  # plain lines when stderr is not a terminal
 
     store = None
     if store_path is not None:

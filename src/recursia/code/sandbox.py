@@ -174,7 +174,7 @@ def execute(program: str, tests: Sequence[str], setup: str = "", limits: Limits 
 def execute_many(jobs: Sequence[tuple[str, Sequence[str], str]], workers: int = 2, limits: Limits = Limits(),
                  progress: bool = False, desc: str = "sandbox") -> list[ExecResult]:
     """Run (program, tests, setup) jobs `workers` at a time (threads, each launching a sandbox); in order."""
-    from tqdm import tqdm
+    from ..progress import bar as tqdm  # plain lines when stderr is not a terminal
 
     bar = tqdm(total=len(jobs), desc=desc, disable=not progress, unit="run")
     try:

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from ..dataset import DatasetWriter, file_digest
 from ..errors import DataError
+from ..progress import bar as progress_bar
 from . import arc
 
 PROTOCOLS = ("reference", "heldout")
@@ -78,7 +78,7 @@ def build_arc_dataset(sources: list[str | Path], out: str | Path, *, protocol: s
                         "folder) or --source .../concept-arc")
     rng = np.random.default_rng(seed)
     plan = []  # (task, role, versions, fit pairs, test pairs)
-    for task in tqdm(train + evaluation, desc="versions", disable=not progress, leave=False):
+    for task in progress_bar(train + evaluation, desc="versions", disable=not progress, leave=False):
         role = "eval" if is_evaluation(task) else "train"
         fit, test = _pairs(task, role)
         plan.append((task, role, arc.make_versions(task, versions, rng), fit, test))
@@ -140,7 +140,7 @@ def _write_plan(writer: DatasetWriter, plan: list, protocol: str, rng: np.random
                  version_t=np.zeros(counts["test"], np.uint8),
                  version_colours=np.zeros((counts["test"], 10), np.uint8))
     next_id, manifest_tasks, eval_tasks = first_id, [], []
-    for task, role, vs, fit, test in tqdm(plan, desc="encode", disable=not progress, leave=False):
+    for task, role, vs, fit, test in progress_bar(plan, desc="encode", disable=not progress, leave=False):
         first = next_id
         if role == "eval":
             eval_tasks.append(task)

@@ -165,9 +165,9 @@ def evaluate_file(path: str | Path, time_limit: float = 1.0, limit: int = 0,
     records = []
     iterator = tasks
     if progress:
-        from tqdm import tqdm
+        from ..progress import bar as progress_bar
 
-        iterator = tqdm(tasks, desc=f"search {Path(path).name}", unit="task")
+        iterator = progress_bar(tasks, desc=f"search {Path(path).name}", unit="task")
     for t in iterator:
         r = search_task(t, time_limit)
         records.append({"index": t.index, "length": len(t.program) if t.program else None, "solved": r.solved,

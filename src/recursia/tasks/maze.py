@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from recursia.errors import ConfigError, DataError, PuzzleError
+from recursia.progress import bar as progress_bar
 from recursia.tasks.grids import NUM_DIHEDRAL, dihedral
 from recursia.tasks.records import CSV_COLUMNS, Records, csv_rows, merge, parse_ratings, read_text, report, select
 
@@ -795,7 +795,7 @@ def generate(count: int, *, seed: int, min_path: int = 110, wall_range: tuple[in
     weights: list[float] = []
     index: dict[bytes, int] = {}
     tried = accepted = 0
-    bar = tqdm(total=pool, desc="generating mazes", unit="maze", disable=not progress, leave=False)
+    bar = progress_bar(total=pool, desc="generating mazes", unit="maze", disable=not progress, leave=False)
     while len(picked) < count or (goal == "matched" and accepted < pool):
         q, w = _draw_candidates(rng, _GEN_BATCH, walls, min_path, "open" if goal == "open" else "far")
         tried += _GEN_BATCH

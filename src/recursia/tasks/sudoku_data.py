@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from ..dataset import SplitArrays, file_digest, write_dataset
 from ..errors import DataError
+from ..progress import bar as progress_bar
 from . import sudoku
 
 HF_REPO = "sapientinc/sudoku-extreme"
@@ -180,7 +180,7 @@ def build_heldout(collections: str | Path, train_csv: str | Path, out: str | Pat
             raise DataError(f"--mix asks {count} puzzles from {name} but only {pool.shape[0]} remain")
         order = rng.permutation(pool.shape[0])
         multi = unsolvable = taken = 0
-        bar = tqdm(total=count, desc=f"solve {name}", disable=not progress, leave=False)
+        bar = progress_bar(total=count, desc=f"solve {name}", disable=not progress, leave=False)
         for i in order:
             if taken == count:
                 break
