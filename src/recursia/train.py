@@ -108,7 +108,7 @@ class Trainer:
         self.sampler = Sampler(self.train_split.groups, self.train_split.puzzles, t.seed, rt.rank, rt.world)
         self.step = 0
         self.saved_step = -1
-        self.elapsed = 0.0  # training seconds over all sessions of this run
+        self.elapsed = 0.0  # training seconds over every launch of this run (resumes included)
         # The log window: metric sums since the last metrics.jsonl record and (step, elapsed) where it began.
         # Checkpoints carry it, so a record after a resume averages the same steps as an unbroken run's.
         self.log_sums: dict[str, torch.Tensor] = {}

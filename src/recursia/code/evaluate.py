@@ -203,7 +203,7 @@ def _rate(values: list[bool]) -> dict:
 
 
 def summarise(records: list[dict], s: EvalSettings | dict, task_ids: set[str] | None = None) -> dict:
-    """Everything the issue asks a report to carry, from the records alone (so `compare` can recompute it)."""
+    """Everything a report carries, from the records alone (so `compare` can recompute it)."""
     s = asdict(s) if isinstance(s, EvalSettings) else s
     if task_ids is not None:
         records = [r for r in records if r["task_id"] in task_ids]
