@@ -1,25 +1,24 @@
 """The candidate's side of the sandbox (see sandbox.py): a fresh interpreter, already isolated and limited by
-_runner.py, that runs the program once and then each test, and reports the outcomes on fd 3.
+_runner.py, that runs the program once and then each test, and reports on fd 3 the values the tests' leaves
+took (values.py), never a verdict: the parent compares them with expected values this process never sees
+(iotest.py). So nothing here has to be believed; what follows keeps honest programs' reports intact and makes
+forging them pointless or visible:
 
-Why it is written the way it is: the candidate's code runs in this very process, so anything the harness
-touches after that point could have been tampered with. Hence:
-
-- the records carry a 128-bit nonce that exists only in this function's locals; the parent ignores any line
-  without it, and needs a complete final record, so printing or writing fake results to any fd fails;
-- an audit hook, installed before the candidate runs (and impossible to remove), refuses the ways Python offers
-  to reach those locals: frames (sys._getframe, tracebacks' tb_frame, generators' gi_frame, settrace,
+- the records carry a 128-bit nonce that exists only in this function's locals; the parent treats any other
+  line on the pipe, a duplicate or out-of-order record, or a missing final record as tampering, and fails the
+  whole sample;
+- an audit hook, installed before the candidate runs (and impossible to remove), refuses the usual ways to
+  reach those locals: frames (sys._getframe, tracebacks' tb_frame, generators' gi_frame, settrace,
   setprofile, sys._current_frames), the garbage collector's object lists (and DEBUG_SAVEALL), ctypes, new audit
   hooks and /proc; Python signal handlers, which receive the current frame, are installed behind a trampoline
   that passes None; the private `_imp` loaders are guarded so that none of these modules can be re-created;
-- every builtin and function the harness calls after the candidate starts is bound to a local first, and
-  records are built only from exact str/int/bool values with the builtin repr, so patching `builtins`, modules
-  or classes cannot change what is reported;
 - each test runs in a fresh copy of the program's namespace with a pristine copy of the builtins taken before
   the candidate ran; the attributes of modules loaded before the candidate are restored before each test;
-- any BaseException of a test (SystemExit, KeyboardInterrupt, ...) is that test's failure; os._exit or a crash
-  leaves the final record missing, which the parent counts as failure; a process forked by the candidate
-  never reports (the pid is checked before every record).
-Imports nothing of recursia.
+- any BaseException of a test (SystemExit, KeyboardInterrupt, ...) is that test's error; a leaf's exception is
+  reported as that leaf's, so a check such as `x is None or f(x) > 0` keeps Python's short-circuit meaning;
+  os._exit or a crash leaves the final record missing; a process forked by the candidate never reports (the
+  pid is checked before every record).
+Imports nothing of recursia: values.py arrives compiled, with the job.
 """
 
 import marshal
@@ -41,9 +40,12 @@ def _main():  # noqa: C901 - one function on purpose: its locals are what the ca
         if not chunk:
             break
         data += chunk
-    program, tests, setup, nonce, fd, preload, paths = marshal.loads(data)
+    program, tests, setup, nonce, fd, preload, paths, codec_code, max_value = marshal.loads(data)
     del data
     sys.path.extend(paths)  # site-packages, without running their .pth files (-S: a faster start)
+    codec = type(sys)("_recursia_values")  # values.py, compiled by the parent: the candidate cannot replace it
+    exec(marshal.loads(codec_code), codec.__dict__)
+    import json
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
@@ -56,11 +58,12 @@ def _main():  # noqa: C901 - one function on purpose: its locals are what the ca
 
     # ---- everything used after the candidate's code starts, bound now --------------------------------------
     _write, _getpid, _exit, _exec, _compile = os.write, os.getpid, os._exit, exec, compile
+    _dumps, _encode, _decode, _ValueRefused = json.dumps, codec.encode, codec.decode, codec.ValueRefused
     _type, _str, _repr, _len, _dict, _slice, _list = type, str, repr, len, dict, slice, list
     _range, _enumerate, _isinstance, _int = range, enumerate, isinstance, int
     _BaseException, _SyntaxError = BaseException, SyntaxError
     _RuntimeError, _ValueError, _ImportError, _AttributeError = RuntimeError, ValueError, ImportError, AttributeError
-    _PermissionError, _bytes = PermissionError, bytes
+    _PermissionError, _bytes, _memoryview = PermissionError, bytes, memoryview
     _str_getitem, _str_encode, _str_startswith = str.__getitem__, str.encode, str.startswith
     _str_splitlines, _str_strip, _str_partition = str.splitlines, str.strip, str.partition
     _getattr, _type_name = getattr, type.__dict__["__name__"].__get__
@@ -76,7 +79,9 @@ def _main():  # noqa: C901 - one function on purpose: its locals are what the ca
     def emit(record):
         if _getpid() != me:  # a copy forked by the candidate: it never reports
             _exit(0)
-        _write(fd, prefix + _str_encode(_repr(record), "utf-8", "replace") + b"\n")
+        data = _memoryview(prefix + _str_encode(_dumps(record), "utf-8", "replace") + b"\n")
+        while data:  # a pipe write can be cut short by a signal: finish it
+            data = data[_write(fd, data):]
 
     def text(value, limit):
         """An exact str of at most `limit` characters, whatever the candidate's object does."""
@@ -204,7 +209,7 @@ def _main():  # noqa: C901 - one function on purpose: its locals are what the ca
 
     sources = {"<program>": program, "<setup>": setup}
     for i, t in _enumerate(tests):
-        sources[f"<test {i}>"] = t
+        sources[f"<test {i}>"] = t[0]
     lines = {name: _str_splitlines(src) for name, src in sources.items()}
 
     def where(e):
@@ -255,12 +260,14 @@ def _main():  # noqa: C901 - one function on purpose: its locals are what the ca
         emit(("prog", "syntax_error", _type_name(_type(e)), msg, line, getattr(e, "lineno", None), "program"))
         emit(("end", _len(tests)))
         _exit(0)
-    test_codes, setup_code = [], None
+    test_codes, test_args, setup_code = [], [], None
     for i in _range(_len(tests)):
         try:
             test_codes.append(compiled(f"<test {i}>"))
         except (_SyntaxError, _ValueError) as e:
             test_codes.append(e)
+        test_args.append(tests[i][1])
+    del tests
     if setup:
         try:
             setup_code = compiled("<setup>")
@@ -278,38 +285,63 @@ def _main():  # noqa: C901 - one function on purpose: its locals are what the ca
     except _BaseException as e:
         emit(("prog", "program_error") + describe(e))
         e = None
-        emit(("end", _len(tests)))
+        emit(("end", _len(test_codes)))
         _exit(0)
     emit(("prog", "ok", None, None, None, None, None))
     program_namespace = _dict(namespace)
 
-    # ---- the tests -----------------------------------------------------------------------------------------
+    # ---- the tests: each reports the values its leaves took, never a verdict -------------------------------
+    def capture_into(captures):
+        def capture(j, *thunks):
+            got = []
+            for thunk in thunks:
+                try:
+                    value = thunk()
+                except _BaseException as e:
+                    got.append(("e",) + describe(e))
+                    e = None
+                    continue
+                try:
+                    got.append(("v", _encode(value, max_value)))
+                except _ValueRefused as e:
+                    got.append(("e", "ValueRefused", text(_str(e), 300), None, None, None))
+                except _BaseException as e:  # a value whose traversal raised (e.g. a dict changed meanwhile)
+                    got.append(("e",) + describe(e))
+                e = None
+            captures.append((j, got))
+        return capture
+
     for i in _range(_len(test_codes)):
         code = test_codes[i]
         emit(("begin", i))
         if _isinstance(code, _BaseException):
             msg = text(_getattr(code, "msg", None) or _str(code), 500)
             line = text(_str_strip(_getattr(code, "text", None) or ""), 300)
-            emit(("test", i, False, _type_name(_type(code)), msg, line, _getattr(code, "lineno", None), "test"))
+            emit(("test", i, "error", _type_name(_type(code)), msg, line, _getattr(code, "lineno", None), "test",
+                  []))
             continue
+        captures = []
         try:
             _setrecursionlimit(recursion_limit)
             restore_modules()
             test_namespace = _dict(program_namespace)
             test_namespace["__builtins__"] = _dict(pristine)
+            test_namespace["_recursia_capture"] = capture_into(captures)
+            if test_args[i] is not None:
+                test_namespace["_recursia_args"] = _decode(test_args[i], 1 << 30)
             if setup_code is not None:
                 if _isinstance(setup_code, _BaseException):
                     raise setup_code
                 _exec(setup_code, test_namespace)
             _exec(code, test_namespace)
         except _BaseException as e:
-            record = ("test", i, False) + describe(e)
+            record = ("test", i, "error") + describe(e) + (captures,)
             e = None
         else:
-            record = ("test", i, True, None, None, None, None, None)
+            record = ("test", i, "ok", captures)
         test_namespace = None
         emit(record)
-    emit(("end", _len(tests)))
+    emit(("end", _len(test_codes)))
     _exit(0)
 
 

@@ -27,7 +27,9 @@ from ..errors import ConfigError
 from . import prompts
 from .backends import Backend, BackendError
 from .extract import extract_program, normalized
+from .iotest import Test, defines_test, value_test
 from .sandbox import Limits, execute
+from .values import short
 
 UNUSABLE = "unusable reply"
 
@@ -193,14 +195,13 @@ class LoopResult:
 
 def shown_tests(task) -> list[str]:
     """The loop's tests as a prompt shows them: "the entry point exists", then the task's visible tests."""
-    return [f"assert callable({task.entry_point}), 'the program does not define {task.entry_point}'"] + list(
-        task.visible_tests)
+    return [t.source for t in visible_suite(task)]
 
 
-def visible_suite(task) -> list[str]:
-    """The loop's tests as they run: `shown_tests`, rewritten to say what a failing call returned. Pass/fail is
-    the same as the task's own tests."""
-    return [prompts.explain_asserts(t) for t in shown_tests(task)]
+def visible_suite(task) -> list[Test]:
+    """The loop's tests as they run: "the entry point exists", then the task's visible tests (a failing one
+    says what the call returned: the parent judges it from the values)."""
+    return [defines_test(task.entry_point)] + list(task.visible_tests)
 
 
 def probe_calls(task, limit: int = 6) -> list[str]:
@@ -209,7 +210,7 @@ def probe_calls(task, limit: int = 6) -> list[str]:
 
     found: list[str] = []
     pattern = re.compile(rf"\b{re.escape(task.entry_point)}\s*\(")
-    for text in list(task.visible_tests) + [task.prompt]:
+    for text in [t.source for t in task.visible_tests] + [task.prompt]:
         for m in pattern.finditer(text):
             depth, end = 0, None
             for j in range(m.end() - 1, min(len(text), m.end() + 400)):
@@ -229,10 +230,15 @@ def probe_calls(task, limit: int = 6) -> list[str]:
     return found[:limit]
 
 
-def _probe_tests(calls: list[str]) -> list[str]:
-    # The value travels back as the message of a deliberate AssertionError: the sandbox's result channel
-    # carries messages, so no stdout parsing (which a program could fake) is needed.
-    return [f"raise AssertionError('probe:' + repr({c})[:200])" for c in calls]
+def _probe_tests(calls: list[str]) -> list[Test]:
+    return [value_test(c) for c in calls]
+
+
+def _probe_text(t) -> str:
+    """A probe's outcome as the `agree` rule compares it: the value's repr, or the error type."""
+    if t.passed and t.values:
+        return "probe:" + short(t.values[0][0], 200)
+    return t.error_type or "?"
 
 
 class Refiner:
@@ -263,7 +269,7 @@ class Refiner:
         probe_out = None
         if probes and self.cfg.halt.agree:
             pr = execute(program, _probe_tests(probes), task.setup, self.cfg.limits)
-            probe_out = [t.message if t.error_type == "AssertionError" else t.error_type for t in pr.tests]
+            probe_out = [_probe_text(t) for t in pr.tests]
         return Attempt(depth, program, r.signature(), r.passed, len(suite), r.to_dict(), probe_out)
 
     def generate(self, task, res: LoopResult, temperature: float, seed: int) -> tuple[str | None, bool]:

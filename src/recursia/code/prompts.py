@@ -63,13 +63,13 @@ def head_of(program: str, entry_point: str) -> str:
 def initial(task, mode: str) -> tuple[Prompt, str]:
     """(prompt, prefix): the prefix is the code the reply continues (completion mode), for `extract_program`."""
     if mode == "chat":
-        tests = "\n".join(task.visible_tests)
+        tests = "\n".join(t.source for t in task.visible_tests)
         user = f"{_task_text(task)}\n" + (f"\nYour code should pass these tests:\n{tests}\n" if tests else "")
         return Prompt(messages=({"role": "system", "content": SYSTEM}, {"role": "user", "content": user})), ""
     if is_code_prompt(task):
         return Prompt(text=task.prompt, stop=STOP), task.prompt
     prefix = f"def {task.entry_point}("
-    tests = "\n".join(task.visible_tests)
+    tests = "\n".join(t.source for t in task.visible_tests)
     text = f'"""\n{_task_text(task)}\n"""\n' + (f"# It must pass:\n{_comment(tests)}\n" if tests else "") + prefix
     return Prompt(text=text, stop=STOP), prefix
 
@@ -132,27 +132,3 @@ def refine(task, program: str, fb: str, z_text: str, mode: str, sees_x: bool) ->
             + (f"# Diagnosis and notes:\n{_comment(z_text)}\n" if z_text else "")
             + "# The corrected program:\n" + head)
     return Prompt(text=text, stop=STOP), head
-
-
-def explain_asserts(test: str) -> str:
-    """`assert f(x) == y` rewritten so that a failure says what f(x) returned (the comparison itself, and so
-    pass or fail, is unchanged). Used for the loop's visible tests only: feedback a model can act on."""
-    try:
-        tree = ast.parse(test)
-    except (SyntaxError, ValueError):
-        return test
-    changed = False
-    for i, node in enumerate(tree.body):
-        if (isinstance(node, ast.Assert) and node.msg is None and isinstance(node.test, ast.Compare)
-                and len(node.test.ops) == 1 and isinstance(node.test.ops[0], (ast.Eq, ast.Is))):
-            left, right = node.test.left, node.test.comparators[0]
-            name = ast.Name(id="_recursia_got", ctx=ast.Load())
-            node.test.left = ast.NamedExpr(target=ast.Name(id="_recursia_got", ctx=ast.Store()), value=left)
-            node.msg = ast.JoinedStr(values=[
-                ast.Constant(value=f"{ast.unparse(left)} returned "),
-                ast.FormattedValue(value=name, conversion=ord("r"), format_spec=None),
-                ast.Constant(value=f", expected {ast.unparse(right)}")])
-            changed = True
-    if not changed:
-        return test
-    return ast.unparse(ast.fix_missing_locations(tree))

