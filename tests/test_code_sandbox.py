@@ -1,5 +1,6 @@
 """The code sandbox: honest programs are scored right, and a program cannot fake a pass (each trick below must
-come back as not passed, with a sensible status, and leave the harness usable)."""
+come back as not passed, with a sensible status, and leave the harness usable). The attacks on the verdict
+itself are in test_code_attacks.py, those on the isolation in test_code_isolation.py."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from recursia.code.iotest import Unconvertible
 from recursia.code.sandbox import ExecResult, Limits, TestOutcome, execute, execute_many
 
 # f must return x + 1; WRONG returns x, so every test fails unless the trick fakes a pass.
@@ -25,7 +27,7 @@ FAST = Limits(timeout_s=5, cpu_s=5)
 def assert_faked_nothing(r: ExecResult) -> None:
     assert r.passed == 0 and not r.all_passed, r.to_dict()
     assert len(r.tests) == len(TESTS)
-    assert r.status in ("ok", "program_error", "syntax_error", "timeout", "memory", "crash")
+    assert r.status in ("ok", "program_error", "syntax_error", "timeout", "memory", "crash", "tampered")
 
 
 def usable() -> None:
@@ -42,10 +44,10 @@ def test_honest_programs_are_scored_per_test():
     r = execute("def f(x):\n    y = x + 1\n    return y if x != 2 else str(y)\n",
                 TESTS + ["assert f('a') == 'b'"])
     assert [t.passed for t in r.tests] == [True, False, True, False]
-    assert r.tests[1] == TestOutcome(1, False, "AssertionError", "", "assert f(2) == 3", 1, "test")
+    assert r.tests[1] == TestOutcome(1, False, "AssertionError", "f(2) returned '3'", "assert f(2) == 3", None, "test")
     t = r.tests[3]
     assert (t.error_type, t.line, t.lineno, t.part) == ("TypeError", "y = x + 1", 2, "program")
-    assert 'can only concatenate str (not "int") to str' == t.message
+    assert t.message == "f('a') raised TypeError: can only concatenate str (not \"int\") to str"
     assert r.signature() == "AssertionError in test 1"
     assert r.to_dict()["passed"] == 2
 
@@ -58,8 +60,10 @@ def test_syntax_and_definition_errors():
     r = execute(RIGHT + "import nonexistent_module_xyz\n", TESTS)
     assert r.status == "program_error" and r.error_type == "ModuleNotFoundError"
     assert r.line == "import nonexistent_module_xyz" and r.passed == 0
-    r = execute(RIGHT, ["assert f(1) == 2", "assert (", "assert f(2) == 3"])
-    assert [t.passed for t in r.tests] == [True, False, True] and r.tests[1].error_type == "SyntaxError"
+    with pytest.raises(Unconvertible, match="not valid Python"):
+        execute(RIGHT, ["assert f(1) == 2", "assert (", "assert f(2) == 3"])
+    r = execute("def f(x)\n    return x\n", [])
+    assert r.status == "syntax_error" and r.tests == []
 
 
 def test_zero_tests_is_not_all_passed():
@@ -74,16 +78,16 @@ def test_setup_runs_after_the_program_before_each_test():
 
 
 def test_each_test_gets_a_fresh_namespace():
-    r = execute(RIGHT, ["g = 5\nassert f(1) == 2", "assert 'g' not in dir()"])
-    assert r.all_passed, r.to_dict()
+    r = execute(RIGHT, ["g = 5\nassert f(g) == 6", "assert f(g) == 6"])
+    assert r.tests[0].passed and not r.tests[1].passed and r.tests[1].error_type == "NameError", r.to_dict()
 
 
 def test_signature_has_no_numbers_strings_or_lines():
     r = execute("def f(x):\n    return [][x]\n", ["assert f(12) == 1"])
     assert r.signature() == "IndexError: list index out of range"
-    r = execute("def f(x):\n    raise ValueError(f'bad value {x!r} at 0x7fff12 and 3.5')\n", ["f('abc')"])
+    r = execute("def f(x):\n    raise ValueError(f'bad value {x!r} at 0x7fff12 and 3.5')\n", ["assert f('abc')"])
     assert r.signature() == "ValueError: bad value S at N and N"
-    long = execute("def f(x):\n    raise ValueError('word ' * 80)\n", ["f(1)"]).signature()
+    long = execute("def f(x):\n    raise ValueError('word ' * 80)\n", ["assert f(1)"]).signature()
     assert len(long) <= 100
 
 
@@ -128,7 +132,7 @@ def test_clean_environment_and_temporary_home():
                     "open('here.txt', 'w').write('x')\nflags = sys.flags\n",
                     ["assert 'RECURSIA_SECRET_FOR_TEST' not in env",
                      "assert not [k for k in env if k.startswith('PYTHON')]",
-                     "assert home == cwd and 'recursia-sandbox-' in home",
+                     "assert home == cwd and not home.startswith('/root')",
                      "assert flags.isolated == 1"])
     finally:
         del os.environ["RECURSIA_SECRET_FOR_TEST"]
@@ -184,8 +188,10 @@ FAKES = {
 def test_fake_output_never_passes(name):
     r = execute(FAKES[name], TESTS, limits=FAST)
     assert_faked_nothing(r)
-    if name.startswith(("print", "write")):  # the real results still came through
+    if name.startswith("print"):  # stdout is not the result channel: the real results still came through
         assert r.status == "ok" and [t.error_type for t in r.tests] == ["AssertionError"] * 3
+    elif name.startswith("write"):  # anything on the result pipe that is not an honest record fails it all
+        assert r.status == "tampered" and {t.error_type for t in r.tests} == {"Tampering"}, r.to_dict()
     else:  # no channel left to report on: nothing counts
         assert r.status == "crash"
 
@@ -207,7 +213,7 @@ BUILTINS = {
     "__code__ of the harness replaced": WRONG + "import __main__\n__main__._main.__code__ = (lambda: 0).__code__\n",
 }
 CHECK_TESTS = ["import math\nassert math.isclose(f(1), 2) and math.fabs(f(1) - 2) < 1e-9",
-               "def check(candidate):\n    assert candidate(2) == 3\n\ncheck(f)",
+               "candidate = f\nassert candidate(2) == 3",
                "assert abs(f(3) - 4) < 1e-9 and len([f(0)]) == 1"]
 
 
@@ -256,8 +262,8 @@ def test_signal_handlers_get_no_frame():
     program = ("import os, signal, time\nframes = []\n"
                "signal.signal(signal.SIGUSR1, lambda signum, frame: frames.append(frame))\n"
                "def f(x):\n    os.kill(os.getpid(), signal.SIGUSR1)\n    time.sleep(0.05)\n    return x + 1\n")
-    r = execute(program, ["assert f(1) == 2 and frames == [None]",
-                          "assert signal.getsignal(signal.SIGUSR1).__name__ == '<lambda>'"], limits=FAST)
+    program += "def handler():\n    return signal.getsignal(signal.SIGUSR1).__name__\n"
+    r = execute(program, ["assert f(1) == 2 and frames == [None]", "assert handler() == '<lambda>'"], limits=FAST)
     assert r.all_passed, r.to_dict()
 
 
@@ -271,12 +277,15 @@ def test_a_forked_copy_never_reports():
     assert [t.error_type for t in r.tests] == ["AssertionError"] * 3
 
 
-def test_known_limit_eq_always_true_is_not_caught():
-    """Documented out of scope (docs/code.md): a value whose __eq__ always says True passes `==` asserts, as in
-    every harness that runs the official tests unchanged."""
-    program = "class Any:\n    def __eq__(self, other):\n        return True\ndef f(x):\n    return Any()\n"
-    r = execute(program, TESTS[:2], limits=FAST)
-    assert r.all_passed
+def test_a_value_whose_eq_is_always_true_never_passes():
+    """The comparison is made in the parent on plain values: an object with its own __eq__ cannot be returned
+    (nor an int or str subclass carrying one)."""
+    for program in ("class Any:\n    def __eq__(self, other):\n        return True\ndef f(x):\n    return Any()\n",
+                    "class Int(int):\n    def __eq__(self, other):\n        return True\n    __hash__ = int.__hash__\n"
+                    "def f(x):\n    return Int(x)\n"):
+        r = execute(program, TESTS, limits=FAST)
+        assert_faked_nothing(r)
+        assert {t.error_type for t in r.tests} == {"ValueRefused"}, r.to_dict()
 
 
 def test_killing_the_parent_and_every_pid():
@@ -375,45 +384,6 @@ def test_threads_can_share_the_sandbox():
     assert out == [True] * 4
 
 
-def test_hidden_benchmark_files_cannot_be_read():
-    # A candidate that reads the benchmark file could copy the reference solution or the hidden tests: the
-    # eval hides the files its tasks came from (Limits.hide), so the program finds them empty. (Not under /tmp,
-    # which the sandbox replaces by its own.)
-    data = Path(__file__).resolve().parents[1] / f".sandbox-hide-{uuid.uuid4().hex[:8]}"
-    if any(not p.stat().st_mode & 0o001 for p in data.parents):
-        pytest.skip(f"{data.parent} is not reachable by uid 65534, so the program could not read it anyway")
-    data.mkdir()
-    data.chmod(0o755)
-    (data / "tasks.jsonl").write_text('{"reference": "def f():\\n    return 42\\n"}\n')
-    (data / "tasks.jsonl").chmod(0o644)
-    try:
-        _check_hiding(data)
-    finally:
-        for f in data.iterdir():
-            f.unlink()
-        data.rmdir()
-
-
-def _check_hiding(data: Path) -> None:
-    program = (f"import os\n"
-               f"def f():\n"
-               f"    try:\n"
-               f"        return len(open({str(data / 'tasks.jsonl')!r}).read())\n"
-               f"    except OSError:\n"
-               f"        return -1\n"
-               f"def g():\n"
-               f"    return os.listdir({str(data)!r})\n")
-    seen = execute(program, ["assert f() > 0", "assert g() == ['tasks.jsonl']"])
-    if "cut" not in seen.network:
-        pytest.skip("needs the mount namespace (root or user namespaces)")
-    assert seen.all_passed  # without hiding, the file is readable: the test can fail
-    hidden = execute(program, ["assert f() > 0", "assert g() == []"], limits=Limits(hide=(str(data),)))
-    assert not hidden.tests[0].passed and hidden.tests[1].passed, hidden
-    assert "benchmark path(s) hidden" in hidden.isolation
-    single = execute(program, ["assert f() == 0"], limits=Limits(hide=(str(data / "tasks.jsonl"),)))
-    assert single.all_passed, single
-
-
 def test_an_interpreter_in_a_virtual_environment_under_tmp_still_runs(tmp_path):
     # CI makes its virtual environment under /tmp, which the sandbox covers with the run's own tmpfs: the
     # environment must be bound back in (read-only), or every candidate dies before its first line.
@@ -424,8 +394,8 @@ def test_an_interpreter_in_a_virtual_environment_under_tmp_still_runs(tmp_path):
     try:
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
         src = Path(__file__).resolve().parents[1] / "src"
-        prog = "def f():\n    return 1\n"
-        tests = ["assert f() == 1", f"import os; assert not os.access({str(venv)!r}, os.W_OK)"]
+        prog = f"import os\ndef f():\n    return 1\ndef writable():\n    return os.access({str(venv)!r}, os.W_OK)\n"
+        tests = ["assert f() == 1", "assert not writable()"]
         script = (f"import sys; sys.path.insert(0, {str(src)!r})\n"
                   "from recursia.code.sandbox import execute\n"
                   f"r = execute({prog!r}, {tests!r})\n"

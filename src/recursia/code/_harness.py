@@ -287,6 +287,7 @@ def _main():  # noqa: C901 - one function on purpose: its locals are what the ca
         e = None
         emit(("end", _len(test_codes)))
         _exit(0)
+    restore_modules()  # what the program patched (builtins included) must not break the records below
     emit(("prog", "ok", None, None, None, None, None))
     program_namespace = _dict(namespace)
 
@@ -340,6 +341,7 @@ def _main():  # noqa: C901 - one function on purpose: its locals are what the ca
         else:
             record = ("test", i, "ok", captures)
         test_namespace = None
+        restore_modules()
         emit(record)
     emit(("end", _len(test_codes)))
     _exit(0)

@@ -97,9 +97,9 @@ class Records:
 
     def _runner_record(self, kind: str, rec: list) -> None:
         if kind == "iso":
-            self.iso, self.network = _text(rec[1]), _text(rec[2])
+            self.iso, self.network = _text(rec[1], 4000), _text(rec[2], 500)
         elif kind == "fatal":
-            self.fatal = _text(rec[1])
+            self.fatal = _text(rec[1], 2000)
         elif kind == "pid":
             self.pid = _int(rec[1])
         elif kind == "runner":

@@ -255,10 +255,6 @@ def _compiled(expr: str):
 def judge(check: Check, leaves: list, args: tuple | None = None) -> tuple[bool, str | None, str | None]:
     """(passed, error type, message) of one check, from its leaves as the sandbox reported them: each
     ("v", value) or ("e", type name, message). Runs only trusted code on plain values."""
-    for leaf in leaves:
-        if leaf[0] == "v":
-            check_collisions_deep(leaf[1])
-
     def value(k: int):
         if not 0 <= k < len(leaves):
             raise _Raised(f"leaf {k} was not reported")
@@ -268,6 +264,9 @@ def judge(check: Check, leaves: list, args: tuple | None = None) -> tuple[bool, 
         return leaf[1]
 
     try:
+        for leaf in leaves:
+            if leaf[0] == "v":
+                check_collisions_deep(leaf[1])
         if check.equal:
             if check.expected is MISSING:
                 raise RuntimeError("expected values were not computed (call expected.fill first)")

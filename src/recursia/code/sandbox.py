@@ -117,7 +117,10 @@ class ExecResult:
             if not t.passed:
                 if t.error_type == "AssertionError":
                     return f"AssertionError in test {t.index}"
-                return _normalize(f"{t.error_type}: {t.message or ''}".rstrip(": "))
+                message = t.message or ""
+                if f" raised {t.error_type}" in message:  # "f(x) raised E: text": the leaf is not part of it
+                    message = message.partition(f" raised {t.error_type}")[2].lstrip(": ")
+                return _normalize(f"{t.error_type}: {message}".rstrip(": "))
         return "no tests"
 
     def to_dict(self) -> dict:
