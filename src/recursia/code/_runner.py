@@ -70,7 +70,8 @@ class Host:
 
     def __init__(self, libc):
         self.libc = libc
-        self.root = os.geteuid() == 0
+        self.uid = os.geteuid()  # ours on the host (inside a user namespace, the runner is uid 0)
+        self.root = self.uid == 0
         self.trees, self.files, self.links, site_dirs = _installation()
         self.benchmark_files = _benchmark_files(site_dirs)
         self.staging = _staging_point(self.trees + self.files)
@@ -265,8 +266,6 @@ def isolate(job: dict, host: Host, iso: Isolation) -> None:
     else:
         _host_workdir(iso, root, job)
     iso.parts.append(host.seccomp_why)
-    iso.parts.append(f"rlimits cpu={limits['cpu_s']}s as={limits['memory_mb']}MB fsize={limits['file_mb']}MB "
-                     f"nofile={limits['nofile']} (per process)")
     iso.parts.append("no_new_privs" if libc is not None else "no prctl (no ctypes)")
     if not iso.pid_ns:
         iso.parts.append("no pid namespace: leftover processes swept by the runner (subreaper)")
@@ -675,13 +674,18 @@ class Sample:
         self.killed_for_memory = False
         self.ticks = os.sysconf("SC_CLK_TCK")
         self.page = os.sysconf("SC_PAGE_SIZE")
-        why = self._make(host) if limits.get("cgroup", True) else "cgroups turned off (Limits.cgroup=False)"
-        iso.parts.extend(self._describe(why))
+        if not limits.get("cgroup", True):
+            why = dict.fromkeys(("memory", "pids", "cpu"), "cgroups turned off (Limits.cgroup=False)")
+        else:
+            why = self._make(host)
+        iso.parts.extend(self._describe(why, host.uid))
+        iso.parts.append(f"rlimits cpu={_rlimit_cpu(limits)}s as={limits['memory_mb']}MB "
+                         f"fsize={limits['file_mb']}MB nofile={limits['nofile']} (per process)")
 
-    def _make(self, host: Host) -> str:
-        if not host.cgroups:
-            return "no cgroup found for this process"
-        mb, errors = self.limits["memory_mb"] << 20, []
+    def _make(self, host: Host) -> dict[str, str]:
+        """Make the cgroups; returns why each resource that has none has none."""
+        errors = dict.fromkeys(("memory", "pids", "cpu"), "no cgroup found for this process")
+        mb = self.limits["memory_mb"] << 20
         name = f"recursia-sandbox-{os.getpid()}"
         # (file, value, required): swap is bounded too where the kernel accounts for it
         settings = {"memory": {1: [("memory.limit_in_bytes", mb, True), ("memory.memsw.limit_in_bytes", mb, False)],
@@ -700,24 +704,26 @@ class Sample:
                 self.made[resource] = (version, d)
                 for key, value, required in settings[resource][version]:
                     _write_setting(os.path.join(d, key), value, required)
+                errors.pop(resource)
             except OSError as e:
                 self.made.pop(resource, None)
-                errors.append(f"{resource}: {e.strerror or e}")
-        return "; ".join(errors) or "no cgroup for this resource"
+                errors[resource] = f"no cgroup: {e.strerror or e}"
+        return errors
 
-    def _describe(self, why: str) -> list[str]:
+    def _describe(self, why: dict[str, str], uid: int) -> list[str]:
         def via(resource: str) -> str | None:
             return f"cgroup v{self.made[resource][0]}" if resource in self.made else None
 
         m, p, c = via("memory"), via("pids"), via("cpu")
         lim = self.limits
         return [f"memory: {m}, {lim['memory_mb']} MB for the sample" if m else
-                f"memory: per process (RLIMIT_AS) + RSS watchdog, {lim['memory_mb']} MB for the sample ({why})",
+                f"memory: per process (RLIMIT_AS) + RSS watchdog, {lim['memory_mb']} MB for the sample "
+                f"({why['memory']})",
                 f"processes: {p}, {lim['nproc']} for the sample" if p else
-                f"processes: RLIMIT_NPROC={lim['nproc']} for uid {NOBODY if self.iso.drop_uid else os.geteuid()} "
-                f"on the whole machine ({why})",
+                f"processes: RLIMIT_NPROC={lim['nproc']} for uid {NOBODY if self.iso.drop_uid else uid} "
+                f"on the whole machine ({why['pids']})",
                 f"cpu: {c}, {lim['cpu_s']} s for the sample" if c else
-                f"cpu: per process (RLIMIT_CPU) + watchdog, {lim['cpu_s']} s for the sample ({why})"]
+                f"cpu: per process (RLIMIT_CPU) + watchdog, {lim['cpu_s']} s for the sample ({why['cpu']})"]
 
     @property
     def pids_bounded(self) -> bool:
@@ -744,6 +750,11 @@ class Sample:
         if "cpu" in self.made:
             if self._cgroup_cpu() > self.limits["cpu_s"]:
                 return "cpu"
+        if "memory" in self.made and self._oom_kills():
+            # The kernel killed one process to keep the sample under its bound: the sample is over (as past
+            # its CPU), rather than going on without that process and thrashing into the next kill.
+            self.killed_for_memory = True
+            return "memory"
         if self.watching:
             rss, cpu = self._processes()
             self.peak, self.cpu_seen = max(self.peak, rss), max(self.cpu_seen, cpu)
@@ -793,17 +804,18 @@ class Sample:
 
     def oom(self) -> bool:
         """Did the kernel (the cgroup's OOM killer) or the watchdog kill a process of the sample for memory?"""
-        if self.killed_for_memory:
-            return True
-        if "memory" not in self.made:
-            return False
+        return self.killed_for_memory or ("memory" in self.made and self._oom_kills() > 0)
+
+    def _oom_kills(self) -> int:
         version, d = self.made["memory"]
-        key = "memory.oom_control" if version == 1 else "memory.events"
         try:
-            with open(os.path.join(d, key)) as f:
-                return any(line.split()[:1] == ["oom_kill"] and int(line.split()[1]) > 0 for line in f)
-        except (OSError, ValueError, IndexError):
-            return False  # unreadable: the exit status (a SIGKILL) still tells the parent it crashed
+            with open(os.path.join(d, "memory.oom_control" if version == 1 else "memory.events")) as f:
+                for line in f:
+                    if line.startswith("oom_kill "):
+                        return int(line.split()[1])
+        except (OSError, ValueError):
+            pass  # unreadable (or a kernel without the count): the exit status still says SIGKILL
+        return 0
 
     def remove(self) -> None:
         """Kill whatever is left in the cgroups and remove them."""
@@ -919,17 +931,24 @@ def _become_candidate(job: dict, host: Host, iso: Isolation, sample: Sample, pay
 
 def _set_rlimits(limits: dict, sample: Sample) -> None:
     """Per process, under the sample's bounds. CPU: soft = hard, so the kernel kills with SIGKILL (PID 1 of a
-    pid namespace ignores SIGXCPU). The process count is the cgroup's where there is one (RLIMIT_NPROC counts
-    every process of the uid on the machine, other samples' too)."""
+    pid namespace ignores SIGXCPU); a second more than the sample's bound, so that the runner, which counts the
+    CPU of the whole sample (cgroup or watchdog), ends it first and reports all of it. The process count is the
+    cgroup's where there is one (RLIMIT_NPROC counts every process of the uid on the machine, other samples'
+    too)."""
     import resource
 
     mb = 1 << 20
-    for what, value in ((resource.RLIMIT_CPU, limits["cpu_s"]), (resource.RLIMIT_AS, limits["memory_mb"] * mb),
+    for what, value in ((resource.RLIMIT_CPU, _rlimit_cpu(limits)),
+                        (resource.RLIMIT_AS, limits["memory_mb"] * mb),
                         (resource.RLIMIT_FSIZE, limits["file_mb"] * mb), (resource.RLIMIT_NOFILE, limits["nofile"]),
                         (resource.RLIMIT_CORE, 0)):
         resource.setrlimit(what, (value, value))
     if not sample.pids_bounded:
         resource.setrlimit(resource.RLIMIT_NPROC, (limits["nproc"], limits["nproc"]))
+
+
+def _rlimit_cpu(limits: dict) -> int:
+    return limits["cpu_s"] + 1
 
 
 # ---- waiting and sweeping -----------------------------------------------------------------------------------
