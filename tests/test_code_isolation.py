@@ -12,7 +12,6 @@ import json
 import marshal
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -319,6 +318,21 @@ def test_cpu_is_bounded_for_the_whole_sample(server, cgroup):
     assert 2 <= cpu <= 3.5, f"the sample used {cpu:.1f} s of CPU with cpu_s=2 ({run.isolation})"
 
 
+def test_the_parent_reads_memory_and_cpu_bounds_as_such():
+    # The same attacks through execute(): the verdict says memory and CPU, and no test passes.
+    from recursia.code.sandbox import Limits, execute
+
+    hog = MEMORY_HOG.replace("print(json.dumps({\"held\": held}))", "def f(x):\n    return x + 1 if held == 8 else x")
+    spin = ("import os\nkids = []\nfor _ in range(4):\n    pid = os.fork()\n    if pid == 0:\n        while True:\n"
+            "            pass\n    kids.append(pid)\nfor pid in kids:\n    os.waitpid(pid, 0)\ndef f(x):\n    return x + 1\n")
+    memory = execute(hog, ["assert f(1) == 2"], limits=Limits(timeout_s=20))
+    cpu = execute(spin, ["assert f(1) == 2"], limits=Limits(timeout_s=20, cpu_s=2))
+    if "memory: cgroup" not in memory.isolation and "RSS watchdog" not in memory.isolation:
+        pytest.skip(f"the sandbox reported no bound for the whole sample: {memory.isolation}")
+    assert not memory.all_passed and memory.status == "memory", memory.to_dict()
+    assert not cpu.all_passed and cpu.status == "timeout" and "CPU" in cpu.message, cpu.to_dict()
+
+
 # ---- 5. nothing left behind ------------------------------------------------------------------------------------
 KILLED_PARENT = """
 import runpy, sys, threading
@@ -349,12 +363,14 @@ def test_nothing_is_left_after_the_parent_is_killed(server):
         time.sleep(0.05)  # the candidates' sleeping children are up
     assert started == 2 and _processes_with(marker), "the runs did not start"
     assert any(Path("/tmp").glob(f"recursia-sandbox-{r}-*") for r in runners), "no host work dir to clean up"
+    servers = {int(Path(f"/proc/{r}/stat").read_text().rsplit(")", 1)[1].split()[1]) for r in runners}
     child.kill()
     child.wait()
     left = []
     for _ in range(60):
         time.sleep(0.1)
         left = ([f"process {p}" for p in _processes_with(marker) + [r for r in runners if _alive(r)]]
+                + [f"fork server {p}" for p in servers if _alive(p)]
                 + [str(p) for r in runners for p in Path("/tmp").glob(f"recursia-sandbox-{r}-*")]
                 + [str(p) for r in runners for p in _cgroup_dirs(f"recursia-sandbox-{r}")])
         if not left:

@@ -249,7 +249,7 @@ def _mount(libc, source, target: str, fstype, flags: int, data=None) -> None:
 def isolate(job: dict, host: Host, iso: Isolation) -> None:
     """Enter new namespaces where the OS allows, build the candidate's root, and say honestly (in `iso`) what
     was done; what it made on the host is in `iso` even when it fails half-way, for the clean-up."""
-    libc, limits, root = host.libc, job["limits"], host.root
+    libc, root = host.libc, host.root
     if not job["namespaces"] or libc is None:
         why = "namespaces turned off (Limits.namespaces=False)" if libc is not None else "no ctypes"
         iso.parts.append(f"no namespaces ({why})")
@@ -667,7 +667,8 @@ class Sample:
 
     def __init__(self, host: Host, limits: dict, iso: Isolation):
         self.limits, self.iso = limits, iso
-        self.made: dict[str, tuple[int, str]] = {}  # resource -> (version, our new cgroup dir)
+        self.made: dict[str, tuple[int, str]] = {}  # resource -> (version, our new cgroup dir) in force
+        self.created: list[str] = []  # every cgroup dir made, in force or not, to remove at the end
         self.fds: list[int] = []  # cgroup.procs of each new cgroup, which the candidate writes itself into
         self.pid: int | None = None
         self.peak = self.cpu_seen = 0.0
@@ -693,14 +694,13 @@ class Sample:
                     "pids": {1: [("pids.max", self.limits["nproc"], True)],
                              2: [("pids.max", self.limits["nproc"], True)]},
                     "cpu": {1: [], 2: []}}
-        dirs: dict[str, str] = {}
         for resource, (version, parent) in host.cgroups.items():
             d = os.path.join(parent, name)
             try:
-                if d not in dirs.values():
+                if d not in self.created:
                     _fresh_dir(d)
+                    self.created.append(d)
                     self.fds.append(os.open(os.path.join(d, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC))
-                dirs[resource] = d
                 self.made[resource] = (version, d)
                 for key, value, required in settings[resource][version]:
                     _write_setting(os.path.join(d, key), value, required)
@@ -822,7 +822,7 @@ class Sample:
         for fd in self.fds:
             os.close(fd)
         self.fds = []
-        for d in sorted({d for _, d in self.made.values()}):
+        for d in self.created:
             _remove_cgroup(d)
 
 
@@ -877,14 +877,33 @@ def _descendants(pid: int, include_self: bool) -> list[int]:
 
 
 def _children(pid: int) -> list[int]:
+    """The children of `pid`, from /proc/PID/task/TID/children where the kernel has it (cheap), else from the
+    parent field of every process."""
+    if not HAS_CHILDREN_FILE:
+        return [child for child, parent in _parents().items() if parent == pid]
     kids = []
     try:
         for tid in os.listdir(f"/proc/{pid}/task"):
             with open(f"/proc/{pid}/task/{tid}/children") as f:
                 kids += [int(k) for k in f.read().split()]
     except (OSError, ValueError):
-        pass  # the process ended while we looked (or the kernel lacks the children file: see _sweep)
+        pass  # the process ended while we looked
     return kids
+
+
+def _parents() -> dict[int, int]:
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    found[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # the process ended while we looked
+    return found
+
+
+HAS_CHILDREN_FILE = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
 
 
 # ---- the candidate ------------------------------------------------------------------------------------------
