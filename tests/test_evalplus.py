@@ -272,7 +272,10 @@ PLUS_PER_TASK = 40
 
 
 def run_references(tasks):
-    jobs = [{"reference": t.reference, "tests": [[x.code, values.encode(x.args)] for x in sample(t)]}
+    """Each task's reference on its sampled hidden tests then its visible tests, run as the sandbox runs a
+    Test (its code after the program, reporting leaf values through the codec), in a plain subprocess."""
+    jobs = [{"reference": t.reference,
+             "tests": [[x.code, values.encode(x.args)] for x in sample(t) + list(t.visible_tests)]}
             for t in tasks]
     done = subprocess.run([sys.executable, "-c", RUNNER], input=json.dumps(jobs), capture_output=True,
                           text=True, env=ENV, timeout=120)
@@ -292,7 +295,9 @@ def test_canonical_solutions_match_themselves(he_plus, mbpp_plus):
     checked = 0
     for task, results in zip(tasks, outputs):
         assert all(leaves[0][0] == "v" for leaves in results), (task.task_id, results[:3])
-        tests = ep.finalize([iotest.with_expected(t, [leaves[0][1]]) for t, leaves in zip(sample(task), results)])
+        hidden = sample(task)
+        tests = ep.finalize([iotest.with_expected(t, [leaves[0][1]]) for t, leaves in zip(hidden, results)])
+        tests += list(task.visible_tests)
         for test, leaves in zip(tests, results):
             ok, _, message = iotest.judge(test.checks[0], leaves, test.args)
             assert ok, (task.task_id, test.source, message)

@@ -282,26 +282,18 @@ def load_humaneval_plus(data_dir: Path | None = None, protocol: str = "visible")
     EvalPlus comparison with the reference's output; visible = the prompt's docstring examples (as for
     HumanEval), or the hidden tests under protocol "all". The reference is EvalPlus's canonical solution, which
     is what its expected outputs come from."""
-    from .tasks import CodeTask, _defined_names, doctest_asserts
+    from .tasks import CodeTask, doctest_asserts, examples_as_tests
 
     rows = read_rows(find_file(data_dir, HUMANEVAL_PLUS_FILE))
     tasks = []
     for row in rows:
-        reference = row["prompt"] + row["canonical_solution"]
+        task_id, prompt, entry = row["task_id"], row["prompt"], row["entry_point"]
+        reference = prompt + row["canonical_solution"]
         hidden = _humaneval_hidden(row)
-        asserts, skipped = doctest_asserts(row["prompt"], row["entry_point"], row["task_id"])
-        names = _defined_names(reference)
-        visible = []
-        for source in asserts:
-            try:
-                visible.append(convert(source, names))
-            except Unconvertible:
-                skipped += (source,)  # reported with the skipped examples (`recursia code check`)
-        tasks.append(CodeTask(task_id=row["task_id"], benchmark="humaneval+", prompt=row["prompt"],
-                              entry_point=row["entry_point"],
-                              visible_tests=hidden if protocol == "all" else tuple(visible),
-                              hidden_tests=hidden, reference=reference, protocol=protocol,
-                              skipped_examples=tuple(skipped)))
+        visible = hidden if protocol == "all" else examples_as_tests(prompt, entry, task_id, reference)
+        tasks.append(CodeTask(task_id=task_id, benchmark="humaneval+", prompt=prompt, entry_point=entry,
+                              visible_tests=visible, hidden_tests=hidden, reference=reference, protocol=protocol,
+                              skipped_examples=doctest_asserts(prompt, entry, task_id)[1]))
     return tasks
 
 
@@ -375,22 +367,27 @@ def mbpp_rule(entry_point: str) -> str:
     return MBPP_RULES.get(entry_point, "")
 
 
-# What the sandbox reports instead of the return value r, for tasks whose reference returns something that is
-# not a plain value, applied to the reference and the candidate alike:
-# - not_none tasks return a re.Match: report the bool EvalPlus compares (a bool as it is, else `is not None`);
-# - Mbpp/88 returns a collections.Counter, which EvalPlus compares with == like the dict it is: report it as a
-#   dict (a candidate returning a plain dict passes, as in EvalPlus).
-_REPORT_NOT_NONE = "r if isinstance(r, bool) else r is not None"
-_REPORT_AS_DICT = "dict(r) if isinstance(r, dict) else r"
-MBPP_REPORT = {"freq_count": _REPORT_AS_DICT}
+# not_none tasks: the reference returns a re.Match, which is not a plain value. The sandbox reports the bool
+# EvalPlus compares instead (a bool as it is, anything else as `is not None`), for reference and candidate
+# alike; the prompt's example (`assert check_str("annie")`) reports the truth value it asserts.
+_REPORT_NOT_NONE = "(lambda r: r if isinstance(r, bool) else r is not None)"
 
 
 def _mbpp_test(entry: str, inputs, atol: float, rule: str, group: str) -> Test:
     test = call_test(entry, inputs, atol=atol, rule=rule, group=group)
-    report = _REPORT_NOT_NONE if rule == "not_none" else MBPP_REPORT.get(entry)
-    if report:
-        test = replace(test, code=f"{CAPTURE}(0, lambda: (lambda r: {report})({entry}(*{ARGS})))\n")
+    if rule == "not_none":
+        test = replace(test, code=f"{CAPTURE}(0, lambda: {_REPORT_NOT_NONE}({entry}(*{ARGS})))\n")
     return test
+
+
+def _truth_reported(test: Test) -> Test:
+    """A converted assert whose leaves report their truth value (bool(leaf)) instead of the value itself (for
+    a snippet of asserts only: other statements would be lost)."""
+    if len(test.code.strip().splitlines()) != len(test.checks):
+        raise DataError(f"the example {test.source!r} has statements besides its asserts; write it as asserts")
+    lines = [f"{CAPTURE}({j}, " + ", ".join(f"lambda: bool({leaf})" for leaf in check.leaves) + ")"
+             for j, check in enumerate(test.checks)]
+    return replace(test, code="\n".join(lines) + "\n")
 
 
 def mbpp_prompt_example(prompt: str) -> str:
@@ -421,8 +418,8 @@ def load_mbpp_plus(data_dir: Path | None = None, protocol: str = "visible") -> l
                        for group in ("base", "plus") for inputs in mbpp_inputs(task_id, row[f"{group}_input"]))
         reference = row["canonical_solution"]
         try:
-            example = mbpp_prompt_example(row["prompt"])
-            visible = (convert(example, _defined_names(reference)),)
+            example = convert(mbpp_prompt_example(row["prompt"]), _defined_names(reference))
+            visible = (_truth_reported(example) if rule == "not_none" else example,)
         except (DataError, Unconvertible) as e:
             raise DataError(f"{task_id}: {e}") from None
         tasks.append(CodeTask(task_id=task_id, benchmark="mbpp+", prompt=row["prompt"].strip() + "\n",
