@@ -82,11 +82,14 @@ class DepthPolicy:
 def load_policy(path: str | Path) -> DepthPolicy:
     path = Path(path)
     try:
-        policy = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        policy = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise RecursiaError(f"depth policy {path} cannot be read ({e}); write it with `recursia code depth "
                             "STORE --out FILE`") from e
-    if policy.get("version") != 1 or "types" not in policy:
+    types = policy.get("types") if isinstance(policy, dict) else None
+    if (not isinstance(policy, dict) or policy.get("version") != 1 or not isinstance(types, dict)
+            or not all(isinstance(t, dict) and isinstance(t.get("depth"), int) and t["depth"] >= 0
+                       for t in types.values())):
         raise RecursiaError(f"{path} is not a depth policy (no version 1 / types); write it with "
                             "`recursia code depth STORE --out FILE`")
     return DepthPolicy(policy)

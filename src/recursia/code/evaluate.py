@@ -24,6 +24,7 @@ from .loop import Attempt, LoopResult, Refiner
 from .metrics import pass_at_k
 from .sandbox import execute
 from .stats import mcnemar, mean_interval, wilson
+from .store import StoreError
 
 
 @dataclass
@@ -56,18 +57,88 @@ class EvalSettings:
 
 
 def _append(path: Path, record: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    """Append one record and fsync it. A file whose last line lacks its newline (a hand edit) gets one first,
+    so the new record never joins a finished one on the same line. A full disk or a read-only file becomes a
+    RecursiaError; a line torn by it is cut by the next `read_records(repair=True)`."""
+    try:
+        with open(path, "a+b") as f:
+            f.seek(0, os.SEEK_END)
+            lead = b""
+            if f.tell():
+                f.seek(-1, os.SEEK_END)
+                lead = b"" if f.read(1) == b"\n" else b"\n"
+            f.write(lead + (json.dumps(record) + "\n").encode())
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise RecursiaError(f"cannot write {path} ({e.strerror or e}); free space or fix its permissions, then "
+                            f"continue with --resume {path.parent} (finished records are kept)") from None
 
 
-def read_records(run: Path, repair: bool = False) -> list[dict]:
-    """The run's finished records. A torn final line (a kill mid-write) is ignored, and cut off if `repair`."""
+# What every record holds, by type (evaluate_task writes them all). `read_records` checks the CORE keys of each
+# record and the type of every key it has; `full=True` (summary, viewer, report, store) requires them all.
+_NUM = (int, float)
+CORE_FIELDS = {"task_id": str, "sample": int, "hidden_by_depth": list, "loop": dict}
+FULL_FIELDS = {"visible_tests": int, "final_visible_ok": bool, "seconds": _NUM}
+LOOP_FIELDS = {"attempts": list, "halt_reason": str, "calls": int, "prompt_tokens": int,
+               "completion_tokens": int, "errors": list}
+ATTEMPT_FIELDS = {"depth": int, "signature": str, "visible_passed": int, "visible_total": int}
+
+
+def _shape_problem(rec, full: bool) -> str | None:
+    """What is wrong with a record's shape (None if nothing): a missing key or a value of the wrong type."""
+    if not isinstance(rec, dict):
+        return f"a JSON {type(rec).__name__}, not an object"
+
+    def bad(obj: dict, fields: dict, where: str, required: bool) -> str | None:
+        for key, kind in fields.items():
+            if key not in obj:
+                if required:
+                    return f"no {where}{key!r}"
+                continue
+            value = obj[key]
+            if isinstance(value, bool) and kind is not bool and kind is not _NUM or not isinstance(value, kind):
+                return f"{where}{key!r} is {json.dumps(value)[:40]}, not {getattr(kind, '__name__', 'a number')}"
+        return None
+
+    why = bad(rec, CORE_FIELDS, "", True) or bad(rec, FULL_FIELDS, "", full)
+    if why:
+        return why
+    if not rec["hidden_by_depth"] or not all(isinstance(h, bool) for h in rec["hidden_by_depth"]):
+        return "'hidden_by_depth' is not a non-empty list of true/false"
+    why = bad(rec["loop"], {"attempts": list}, "loop.", True) or bad(rec["loop"], LOOP_FIELDS, "loop.", full)
+    if why:
+        return why
+    for a in rec["loop"]["attempts"]:
+        if not isinstance(a, dict):
+            return "loop.attempts holds a non-object"
+        why = bad(a, ATTEMPT_FIELDS, "attempt ", full)
+        if why:
+            return why
+    if full and not rec["loop"]["attempts"]:
+        return "loop.attempts is empty"
+    if "baseline" in rec and (not isinstance(rec["baseline"], dict) or not isinstance(rec["baseline"].get("hidden"),
+                                                                                     bool)):
+        return "'baseline' has no true/false 'hidden'"
+    return None
+
+
+def read_records(run: Path, repair: bool = False, full: bool = False) -> list[dict]:
+    """The run's finished records, in file order.
+
+    A torn final line (a kill mid-write) is ignored, and cut off if `repair`; a valid final line without its
+    newline (a hand edit) gets the newline if `repair`, so that the next append starts a line of its own. A
+    line that is not JSON before the end, or a record of the wrong shape (see `_shape_problem`; `full`: every
+    key a summary needs), is a RecursiaError naming the line."""
     path = Path(run) / "records.jsonl"
     if not path.is_file():
         return []
-    raw = path.read_bytes()
+        if path.exists():
+            raise RecursiaError(f"{path} is not a file; move it away or start a new run")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise RecursiaError(f"cannot read {path} ({e.strerror or e})") from None
     lines = raw.split(b"\n")
     records, good = [], 0
     for i, line in enumerate(lines):
@@ -75,20 +146,76 @@ def read_records(run: Path, repair: bool = False) -> list[dict]:
             good += len(line) + 1
             continue
         try:
-            records.append(json.loads(line))
-            good += len(line) + 1
-        except json.JSONDecodeError:
+            rec = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             if i < len(lines) - 1 and any(x.strip() for x in lines[i + 1:]):
-                raise RecursiaError(f"{path}: line {i + 1} is not JSON (the file was edited or is corrupt); "
-                                    "remove that line or start a new run") from None
+                raise RecursiaError(f"{path}: line {i + 1} is not JSON ({_glued(line) or e}); "
+                                    + ("split it into one record per line" if _glued(line) else
+                                       "remove that line or start a new run")) from None
             if repair:
                 with open(path, "r+b") as f:
                     f.truncate(min(good, len(raw)))
             break
     return records
+        why = _shape_problem(rec, full)
+        if why:
+            raise RecursiaError(f"{path}: line {i + 1} is not a `recursia code eval` record ({why}); restore the "
+                                "file or start a new run")
+        records.append(rec)
+        good += len(line) + 1
+        if i == len(lines) - 1 and repair:  # the last line is whole but has no newline: add it
+            with open(path, "ab") as f:
+                f.write(b"\n")
+                f.flush()
+                os.fsync(f.fileno())
 
 
 def _hidden(task, program: str | None, cache: dict, limits) -> bool:
+def _glued(line: bytes) -> str:
+    """'two records joined on one line' when the line is JSON values written without a newline between."""
+    try:
+        text, dec, end, count = line.decode().strip(), json.JSONDecoder(), 0, 0
+        while end < len(text):
+            _, end = dec.raw_decode(text, end)
+            count += 1
+            while end < len(text) and text[end].isspace():
+                end += 1
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    return f"{count} records joined on one line (a missing newline)" if count > 1 else ""
+
+
+def scored(records: list[dict]) -> list[dict]:
+    """The records that score the model: not those whose every model call failed (`backend_failed`)."""
+    return [r for r in records if not r.get("backend_failed")]
+
+
+REQUIRED_CONFIG = {"bench": str, "protocol": str, "depth": int, "samples": int}
+
+
+def read_config(run: Path, need: tuple[str, ...] = tuple(REQUIRED_CONFIG)) -> dict:
+    """RUN/config.json, checked: a RecursiaError (not a traceback) when it is missing, not JSON, or lacks
+    (or has a wrong type of) one of the keys `need` that the command reads."""
+    path = Path(run) / "config.json"
+    if not Path(run).is_dir():
+        raise RecursiaError(f"{run} is not a `recursia code eval` run directory"
+                            + (" (it is a file)" if Path(run).exists() else " (it does not exist)"))
+    if not path.is_file():
+        raise RecursiaError(f"{run} is not a `recursia code eval` run (no config.json)")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RecursiaError(f"{path} cannot be read ({e}); restore it from the run's backup or start a new "
+                            "run") from None
+    if not isinstance(config, dict):
+        raise RecursiaError(f"{path} is not a run configuration (a JSON object); restore it or start a new run")
+    wrong = [k for k, kind in REQUIRED_CONFIG.items() if k in need and (not isinstance(config.get(k), kind) or isinstance(config.get(k), bool))]
+    if wrong:
+        raise RecursiaError(f"{path} is incomplete or damaged ({', '.join(wrong)} missing or of the wrong type); "
+                            "restore it or start a new run")
+    return config
+
+
     if program is None:
         return False
     if program not in cache:
@@ -126,7 +253,9 @@ def evaluate_task(refiner: Refiner, task, s: EvalSettings, sample: int) -> dict:
     rec = {"task_id": task.task_id, "sample": sample, "visible_tests": len(task.visible_tests),
            "hidden_by_depth": hidden_by_depth, "final_visible_ok": res.submission().visible_ok,
            "final_program": res.submission().program, "loop": res.to_dict()}
-    if s.baseline:
+    if not res.calls and res.errors:  # no call answered: the backend failed, not the model (not scored)
+        rec["backend_failed"] = True
+    elif s.baseline:
         b = _baseline(refiner, task, res.attempts[0], max(res.calls, 1), s, sample)
         b["hidden"] = _hidden(task, b.pop("program"), cache, limits)
         rec["baseline"] = b
@@ -134,14 +263,15 @@ def evaluate_task(refiner: Refiner, task, s: EvalSettings, sample: int) -> dict:
     return rec
 
 
-def _check_config(run: Path, s: EvalSettings) -> None:
-    saved = json.loads((run / "config.json").read_text())
+def _check_config(run: Path, s: EvalSettings) -> dict:
+    saved = read_config(run)
     diff = [k for k in EvalSettings.IDENTITY if saved.get(k) != getattr(s, k)]
     if diff:
         raise RecursiaError(f"--resume {run}: the run was made with different settings ("
                             + ", ".join(f"{k}: {saved.get(k)!r} there, {getattr(s, k)!r} now" for k in diff)
                             + "); pass the same options or use a new --out")
 
+    return saved
 
 def run_eval(tasks: list, refiner: Refiner, s: EvalSettings, run: Path, resume: bool = False,
              progress: bool = True, store: Path | None = None) -> dict:
@@ -150,24 +280,60 @@ def run_eval(tasks: list, refiner: Refiner, s: EvalSettings, run: Path, resume: 
     from ..rundir import RunLock
 
     run = Path(run)
-    run.mkdir(parents=True, exist_ok=True)
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RecursiaError(f"cannot make the run directory {run} ({e.strerror or e}); pick a writable --out") from None
     with RunLock(run, "code evaluation"):
         return _run_locked(tasks, refiner, s, run, resume, progress, store)
 
 
 def _run_locked(tasks: list, refiner: Refiner, s: EvalSettings, run: Path, resume: bool, progress: bool,
+def _write_atomic(path: Path, text: str) -> None:
+    """Replace a file with `text` through a temporary file and rename: a kill leaves the old or the new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise RecursiaError(f"cannot write {path} ({e.strerror or e}); free space or fix its permissions") from None
+
+
+def _drop_backend_failed(run: Path) -> int:
+    """Remove the records whose every model call failed from RUN/records.jsonl (they run again); returns how
+    many. The file is rewritten atomically, so a kill here loses nothing."""
+    records = read_records(run, repair=True)
+    keep = scored(records)
+    if len(keep) < len(records):
+        _write_atomic(run / "records.jsonl", "".join(json.dumps(r) + "\n" for r in keep))
+    return len(records) - len(keep)
+
+
                 store_path: Path | None) -> dict:
     if resume:
         if not (run / "config.json").is_file():
             raise RecursiaError(f"--resume {run}: no config.json there (not a `recursia code eval` run, or it "
                                 "was stopped before it began); start it with --out")
-        _check_config(run, s)
+        saved = _check_config(run, s)
+        # A resume may cover more tasks than the start (a larger --limit, more --tasks): the run's task list
+        # becomes both, so that `summary` counts what was planned ("finished: 4 of 4", not "4 of 2").
+        ids = list(dict.fromkeys(list(saved.get("task_ids") or []) + list(s.task_ids)))
+        if ids != saved.get("task_ids") or s.limit != saved.get("limit"):
+            saved.update(task_ids=ids, limit=0 if not s.limit or not saved.get("limit") else max(s.limit, saved["limit"]))
+            _write_atomic(run / "config.json", json.dumps(saved, indent=2) + "\n")
+        # Records whose every model call failed are not finished: drop them, so that they run again (the
+        # retried record replaces the failed one, never beside it).
+        _drop_backend_failed(run)
     else:
         if (run / "records.jsonl").exists() or (run / "config.json").exists():
             raise RecursiaError(f"{run} already holds a code evaluation; continue it with --resume {run} or "
                                 "pick another --out")
-        (run / "config.json").write_text(json.dumps(asdict(s), indent=2) + "\n")
-    done = {(r["task_id"], r["sample"]) for r in read_records(run, repair=True)}
+        _write_atomic(run / "config.json", json.dumps(asdict(s), indent=2) + "\n")
+    done = {(r["task_id"], r["sample"]) for r in scored(read_records(run, repair=True))}
     todo = [(t, k) for t in tasks for k in range(s.samples) if (t.task_id, k) not in done]
     by_id = {t.task_id: t for t in tasks}
     from ..progress import bar as tqdm  # plain lines when stderr is not a terminal
@@ -177,22 +343,37 @@ def _run_locked(tasks: list, refiner: Refiner, s: EvalSettings, run: Path, resum
         from .store import Store
 
         store = Store(store_path)
-        # Records finished before a kill may be missing from the store: adding is idempotent.
-        for rec in read_records(run):
-            store.add_record(asdict(s), rec, by_id.get(rec["task_id"]), run=str(run.resolve()))
+        # Records finished before a kill (or a full disk) may be missing from the store: adding is idempotent.
+        try:
+            for rec in scored(read_records(run, full=True)):
+                store.add_record(asdict(s), rec, by_id.get(rec["task_id"]), run=str(run.resolve()))
+        except StoreError as e:
+            store.close()
+            raise RecursiaError(f"{e}; then continue with --resume {run}") from None
     bar = tqdm(todo, desc="tasks", unit="task", disable=not progress, dynamic_ncols=True)
-    solved = 0
+    solved, failed, first_error = 0, 0, None
     for i, (task, k) in enumerate(bar):
         rec = evaluate_task(refiner, task, s, k)
         _append(run / "records.jsonl", rec)
-        if store is not None:
-            store.add_record(asdict(s), rec, task, run=str(run.resolve()))
+        if rec.get("backend_failed"):
+            failed += 1
+            first_error = first_error or rec["loop"]["errors"][0]
+        elif store is not None:
+            try:
+                store.add_record(asdict(s), rec, task, run=str(run.resolve()))
+            except StoreError as e:
+                store.close()
+                raise RecursiaError(f"{e}; the {i + 1} record(s) finished in this session are kept in "
+                                    f"{run}/records.jsonl (and go into the store then): continue with --resume "
+                                    f"{run}") from None
         solved += rec["hidden_by_depth"][-1]
         bar.set_postfix(hidden_pass=f"{solved}/{i + 1}")
     if store is not None:
         store.close()
     summary = summarise(read_records(run), s, {t.task_id for t in tasks})
-    (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    # This session alone: every task it ran failed on the backend (the CLI exits non-zero on that).
+    summary["session"] = {"ran": len(todo), "backend_failed": failed, "first_error": first_error}
+    _write_atomic(run / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -208,14 +389,25 @@ def summarise(records: list[dict], s: EvalSettings | dict, task_ids: set[str] | 
     if task_ids is not None:
         records = [r for r in records if r["task_id"] in task_ids]
     by_task: dict[str, list[dict]] = {}
+    # A task whose every model call failed says nothing about the model: it is counted apart, not scored.
+    failed = [r for r in records if r.get("backend_failed")]
+    records = scored(records)
     for r in records:
         by_task.setdefault(r["task_id"], []).append(r)
     depth = s["depth"]
     out: dict = {"bench": s["bench"], "split": s["split"], "protocol": s["protocol"], "backend": s["backend"],
+    odd = next((r for r in records if len(r["hidden_by_depth"]) != depth + 1), None)
+    if odd is not None:
+        raise RecursiaError(f"the record of {odd['task_id']} has {len(odd['hidden_by_depth'])} hidden outcomes, but "
+                            f"the run's depth {depth} needs {depth + 1}: records.jsonl and config.json do not match")
                  "tasks": len(by_task), "samples": s["samples"], "depth": depth,
                  "loop": {k: s.get(k) for k in ("n", "T", "halt", "refine_sees_x", "temperature", "refine_temperature",
                                                 "depth_policy", "skills")}}
     if not records:
+    if failed:
+        out["backend_failed"] = {"tasks": len({r["task_id"] for r in failed}), "records": len(failed),
+                                 "first_error": next((e for r in failed for e in r["loop"].get("errors", [])), "?")}
+    out["backend_errors"] = sum(len(r["loop"].get("errors", [])) for r in records + failed)
         return out
     single = s["samples"] == 1
     out["pass_at_1_by_depth"] = []
@@ -249,13 +441,23 @@ def summarise(records: list[dict], s: EvalSettings | dict, task_ids: set[str] | 
     vis = [r for r in records if r["final_visible_ok"] and r["visible_tests"] > 0]
     out["visible_pass_hidden_fail"] = {"count": sum(not r["hidden_by_depth"][-1] for r in vis), "of": len(vis)}
     out["tasks_without_visible_tests"] = sum(1 for rs in by_task.values() if rs[0]["visible_tests"] == 0)
-    out["backend_errors"] = sum(len(r["loop"]["errors"]) for r in records)
     return out
 
 
 def summary_lines(summary: dict) -> list[str]:
-    lines = [f"{summary['bench']} ({summary.get('split') or 'all'}, protocol {summary['protocol']}), "
-             f"{summary['tasks']} tasks x {summary['samples']} samples, backend {summary['backend']}"]
+def run_label(config: dict) -> str:
+    """'mbpp (test split, protocol visible)'; HumanEval and task files have no split, so none is named."""
+    split = config.get("split") or ("test" if config["bench"] in ("mbpp", "mbpp-sanitized") else None)
+    split = f"{split} split, " if config["bench"] in ("mbpp", "mbpp-sanitized") else ""
+    return f"{config['bench']} ({split}protocol {config['protocol']})"
+
+
+    lines = [f"{run_label(summary)}, {summary['tasks']} tasks x {summary['samples']} samples, backend "
+             f"{summary['backend']}"]
+    if "backend_failed" in summary:
+        f = summary["backend_failed"]
+        lines.insert(0, f"{f['tasks']} task(s) not scored: the backend failed on every call (first error: "
+                        f"{f['first_error']}); they run again with --resume")
     for row in summary.get("pass_at_1_by_depth", []):
         lo, hi = row["ci95"]
         lines.append(f"  pass@1 depth {row['depth']}: {100 * row['rate']:5.1f}%  (95% CI {100 * lo:.1f}-{100 * hi:.1f})")
@@ -289,7 +491,7 @@ def _arm_depths(records: list[dict], arm: str, tasks: list | None) -> dict[tuple
     maximum depth (every call has its own seed), so this is what `code eval --depth-policy FILE` would have
     submitted and spent, as a halting sweep reads every halting rule off one rollout."""
     if arm.startswith("depth="):
-        d = int(arm[6:])
+        d = arm_depth(arm)
         return {(r["task_id"], r["sample"]): d for r in records}
     if not arm.startswith("policy="):
         return None
@@ -306,6 +508,28 @@ def _arm_depths(records: list[dict], arm: str, tasks: list | None) -> dict[tuple
 
 
 def arm_outcomes(records: list[dict], arm: str, tasks: list | None = None) -> dict[tuple[str, int], bool]:
+def arm_depth(arm: str) -> int:
+    """D of a 'depth=D' arm: a whole number >= 0 (a RecursiaError otherwise)."""
+    try:
+        d = int(arm[6:])
+    except ValueError:
+        d = -1
+    if d < 0:
+        raise RecursiaError(f"arm {arm!r}: D in depth=D must be a whole number >= 0, e.g. depth=2")
+    return d
+
+
+def check_arm(arm: str) -> None:
+    """Refuse an arm that is none of 'final', 'depth=D', 'policy=FILE', 'baseline' before any record is read."""
+    if arm.startswith("depth="):
+        arm_depth(arm)
+    elif arm.startswith("policy="):
+        if not arm[7:]:
+            raise RecursiaError(f"arm {arm!r}: name the policy file, e.g. policy=depths.json")
+    elif arm not in ("final", "baseline"):
+        raise RecursiaError(f"unknown arm {arm!r}: use 'final', 'depth=D', 'policy=FILE' or 'baseline'")
+
+
     """Per (task, sample) hidden outcome of an arm: 'final', 'depth=D', 'policy=FILE' or 'baseline'."""
     depths = _arm_depths(records, arm, tasks)
     out = {}
@@ -345,16 +569,16 @@ def compare(run_a: Path, run_b: Path, arm_a: str = "final", arm_b: str = "final"
             tasks: list | None = None) -> dict:
     """Paired comparison on the (task, sample) pairs both runs finished: both rates, McNemar, total calls.
     `tasks` (the benchmark's) are needed only by a 'policy=FILE' arm."""
-    ra, rb = read_records(run_a), read_records(run_b)
+    check_arm(arm_a), check_arm(arm_b)
+    sa, sb = read_config(run_a, ("bench", "protocol")), read_config(run_b, ("bench", "protocol"))
+    ra, rb = scored(read_records(run_a)), scored(read_records(run_b))
     if not ra or not rb:
-        raise RecursiaError(f"{run_a if not ra else run_b} has no finished records (records.jsonl)")
+        raise RecursiaError(f"{run_a if not ra else run_b} has no finished (scored) records (records.jsonl)")
     oa, ob = arm_outcomes(ra, arm_a, tasks), arm_outcomes(rb, arm_b, tasks)
     keys = sorted(set(oa) & set(ob))
     if not keys:
         raise RecursiaError(f"{run_a} and {run_b} share no task: compare runs of the same benchmark")
     a, b = [oa[k] for k in keys], [ob[k] for k in keys]
-    sa = json.loads((Path(run_a) / "config.json").read_text())
-    sb = json.loads((Path(run_b) / "config.json").read_text())
     ka = {(r["task_id"], r["sample"]) for r in ra}
     kb = {(r["task_id"], r["sample"]) for r in rb}
     return {"a": {"run": str(run_a), "arm": arm_a, "protocol": sa["protocol"], **_rate(a),

@@ -14,11 +14,11 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from pathlib import Path
 
 from ..errors import VizError
 from .estimates import divergence, ema, ema_debiased
+from .evaluate import run_label
 from .stats import wilson
 from .store import bench_name
 from .tasktypes import ANY, first_class, prompt_features, type_key
@@ -91,7 +91,7 @@ def charts(records: list[dict], config: dict, prompts: dict[str, str]) -> list[t
 def report_html(run: Path, records: list[dict], config: dict, prompts: dict[str, str]) -> str:
     n = len(records)
     alarm = divergence([bool(r["hidden_by_depth"][-1]) for r in records])
-    facts = [f"{config['bench']} ({config.get('split') or 'all'}, protocol {config['protocol']}), backend "
+    facts = [f"{run_label(config)}, backend "
              f"{config['backend']}, depth {config['depth']}, halt {config['halt']}: {n} finished task(s)",
              f"model calls: {sum(r['loop']['calls'] for r in records)} in the loop"
              + (f", {sum(r['baseline']['calls'] for r in records)} in the baseline"
@@ -110,16 +110,23 @@ def report_html(run: Path, records: list[dict], config: dict, prompts: dict[str,
 
 def write_report(run: str | Path, out: str | Path | None = None, tasks: list | None = None) -> Path:
     """Write RUN/report.html (or OUT/report.html) and return its path."""
-    from .evaluate import read_records
+    from .evaluate import read_config, read_records, scored
 
     run = Path(run)
-    if not (run / "config.json").is_file():
-        raise VizError(f"{run} is not a `recursia code eval` run (no config.json)")
-    records = read_records(run)
+    config = read_config(run)
+    config.setdefault("backend", "?"), config.setdefault("halt", "?")
+    records = scored(read_records(run, full=True))
     if not records:
-        raise VizError(f"{run} has no finished task yet (records.jsonl is empty)")
-    config = json.loads((run / "config.json").read_text())
+        raise VizError(f"{run} has no finished (scored) task yet: records.jsonl is empty, or the backend failed "
+                       "on every call")
+    odd = next((r for r in records if len(r["hidden_by_depth"]) != config["depth"] + 1), None)
+    if odd is not None:
+        raise VizError(f"the record of {odd['task_id']} has {len(odd['hidden_by_depth'])} hidden outcomes, but "
+                       f"the run's depth {config['depth']} needs {config['depth'] + 1}: records.jsonl and "
+                       "config.json do not match")
     out = Path(out) if out is not None else run
+    if out.exists() and not out.is_dir():
+        raise VizError(f"--out {out} is a file; give a folder for report.html")
     out.mkdir(parents=True, exist_ok=True)
     path = out / "report.html"
     path.write_text(report_html(run, records, config, {t.task_id: t.prompt for t in tasks or []}), encoding="utf-8")

@@ -134,10 +134,19 @@ class SkillLibrary:
     @classmethod
     def load(cls, path: str | Path) -> "SkillLibrary":
         try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as e:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise RecursiaError(f"skill library {path} cannot be read ({e}); write it with `recursia code skills "
                                 "STORE --out FILE`") from e
+        fields = {f for f in Skill.__dataclass_fields__}
+        ok = (isinstance(data, dict) and isinstance(data.get("skills"), list) and isinstance(data.get("splits"), list)
+              and all(isinstance(x, str) for x in data["splits"])
+              and all(isinstance(s, dict) and {"kind", "benchmark", "task_id", "split", "prompt", "program"}
+                      <= set(s) <= fields and all(isinstance(v, str) for v in s.values()) for s in data["skills"]))
+        if not ok:
+            raise RecursiaError(f"{path} is not a skill library (an object with a list of 'splits' and a list of "
+                                "'skills', each with string fields kind, benchmark, task_id, split, prompt, "
+                                "program); write it with `recursia code skills STORE --out FILE`")
         return cls([Skill(**s) for s in data["skills"]], tuple(data["splits"]))
 
     # -- retrieval -------------------------------------------------------------------------------------

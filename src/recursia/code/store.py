@@ -100,10 +100,64 @@ def _now() -> str:
 
 
 def _check_record(record: dict) -> None:
-    missing = [k for k in ("task_id", "sample", "hidden_by_depth", "loop", "seconds") if k not in record]
-    if missing or "attempts" not in record.get("loop", {}):
-        raise StoreError(f"not a `recursia code eval` record (missing {', '.join(missing) or 'loop.attempts'}); "
-                         "pass one line of a run's records.jsonl")
+    from .evaluate import _shape_problem
+
+    why = _shape_problem(record, full=True)
+    if why:
+        raise StoreError(f"not a `recursia code eval` record ({why}); pass one line of a run's records.jsonl")
+
+
+def _explain(e: sqlite3.DatabaseError) -> str:
+    """SQLite's error, with what it means for the user: damage, a read-only place, a full disk."""
+    text = str(e)
+    if "full" in text:
+        return f"{text}: the disk is full; free space"
+    if "readonly" in text or "read-only" in text or "unable to open" in text or "disk I/O" in text:
+        return f"{text}: the file or its folder cannot be written; pass a store path in a writable folder"
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return f"{text}: the file is damaged or not an attempt store; restore it or pick a new store path"
+    return text
+
+
+def _value_problems(db: sqlite3.Connection) -> list[str]:
+    """Rows whose numbers are not numbers or whose flags are not 0/1 (what a damaged page can leave)."""
+    checks = {
+        "records": "typeof(sample) != 'integer' OR typeof(steps) != 'integer' OR typeof(halt_depth) != 'integer' "
+                   "OR typeof(calls) != 'integer' OR final_visible_ok NOT IN (0, 1) OR hidden_final NOT IN (0, 1)",
+        "outcomes": "typeof(depth) != 'integer' OR typeof(submitted) != 'integer' OR hidden NOT IN (0, 1)",
+        "steps": "typeof(depth) != 'integer' OR typeof(visible_passed) != 'integer' "
+                 "OR typeof(visible_total) != 'integer'"}
+    out = []
+    for table, where in checks.items():
+        n = db.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0]
+        if n:
+            out.append(f"{n} row(s) of {table} hold values of the wrong type")
+    return out
+
+
+_EXPECTED: dict | None = None
+
+
+def _columns(db: sqlite3.Connection) -> dict[str, list[str]]:
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    return {t: [c[1] for c in db.execute(f"PRAGMA table_info('{t}')")] for t in tables}
+
+
+def _schema_problems(db: sqlite3.Connection) -> list[str]:
+    """Tables or columns that differ from a store made by this recursia (version CURRENT)."""
+    global _EXPECTED
+    if _EXPECTED is None:
+        fresh = sqlite3.connect(":memory:", isolation_level=None)
+        for stmt in SCHEMA_V1.strip().split(";"):
+            if stmt.strip():
+                fresh.execute(stmt)
+        for v in range(1, CURRENT):
+            MIGRATIONS[v](fresh)
+        _EXPECTED = _columns(fresh)
+        fresh.close()
+    have = _columns(db)
+    return [f"table {t}: columns {have.get(t)} instead of {cols}" if t in have else f"table {t} is missing"
+            for t, cols in _EXPECTED.items() if have.get(t) != cols]
 
 
 class Store:
@@ -111,9 +165,15 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.not_scored = 0  # records left out by the last import_run (the backend failed on every call)
         if self.path.exists() and not self.path.is_file():
             raise StoreError(f"store {self.path} is not a file; pass a path like runs/attempts.sqlite")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create the folder of store {self.path} ({e.strerror or e}); pass a store "
+                             "path in a writable folder") from None
+        self.db = None
         try:
             self.db = sqlite3.connect(self.path, timeout=BUSY_MS / 1000, isolation_level=None)
             self.db.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
@@ -121,8 +181,12 @@ class Store:
             self.db.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, never inconsistent
             self.db.execute("PRAGMA foreign_keys = ON")
             self._open()
-        except sqlite3.DatabaseError as e:
-            raise StoreError(f"store {self.path} cannot be opened ({e}); is it an attempt store?") from e
+        except (sqlite3.DatabaseError, StoreError) as e:
+            if self.db is not None:
+                self.db.close()
+            if isinstance(e, StoreError):
+                raise
+            raise StoreError(f"store {self.path} cannot be opened: {_explain(e)}") from None
 
     def _wal(self) -> None:
         """Switch to WAL. Changing the journal mode needs the file to itself and does not wait on the busy
@@ -141,6 +205,12 @@ class Store:
 
     # -- schema ----------------------------------------------------------------------------------------
     def _open(self) -> None:
+        # A damaged store must be refused when it is opened, not read silently (nor misread: a damaged
+        # schema_version page once read as "version 31, upgrade recursia"): first every page and index
+        # (integrity_check), after the migrations the tables and columns of this schema version and the types
+        # of the values. (Records with incomplete steps are what `integrity()` reports; a store may hold them.)
+        self._refuse_damage([" ".join(str(r[0]).replace("*** in database main ***", "").split())
+                             for r in self.db.execute("PRAGMA integrity_check") if r[0] != "ok"])
         with self.transaction() as db:
             have = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_version'").fetchone()
             if not have:
@@ -159,6 +229,13 @@ class Store:
                 MIGRATIONS[version](db)
                 version += 1
                 db.execute("INSERT INTO schema_version VALUES (?, ?)", (version, _now()))
+        self._refuse_damage(_schema_problems(self.db) or _value_problems(self.db))
+
+    def _refuse_damage(self, problems: list[str]) -> None:
+        if problems:
+            raise StoreError(f"store {self.path} is damaged ({'; '.join(problems[:3])}"
+                             f"{f'; {len(problems) - 3} more' if len(problems) > 3 else ''}); restore it from a "
+                             "copy or rebuild it with `recursia code store import RUN... --store NEW`")
 
     @property
     def version(self) -> int:
@@ -207,6 +284,16 @@ class Store:
         the same directory adds nothing); `task` (the `CodeTask`) gives the prompt features of the type, else
         the ones stored for that task are used (topic `*` if none). Returns False if it was already there."""
         _check_record(record)
+        if record.get("backend_failed"):
+            raise StoreError(f"the record of {record['task_id']} is not a result (every model call failed); "
+                             "it is not stored")
+        try:
+            return self._add_record(run_config, record, task, run)
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"store {self.path}: cannot add the record of {record['task_id']!r}: "
+                             f"{_explain(e)}") from None
+
+    def _add_record(self, run_config: dict, record: dict, task, run: str | None) -> bool:
         bench = bench_name(run_config)
         loop, attempts = record["loop"], record["loop"]["attempts"]
         with self.transaction() as db:
@@ -247,16 +334,17 @@ class Store:
         return True
 
     def import_run(self, run_dir: str | Path, tasks: list | None = None) -> tuple[int, int]:
-        """Ingest every finished record of a run directory: (added, already there). Idempotent."""
-        from .evaluate import read_records
+        """Ingest every finished record of a run directory: (added, already there). Idempotent. Records whose
+        every model call failed are not results: they are left out and counted in `self.not_scored`."""
+        from .evaluate import read_config, read_records, scored
 
         run_dir = Path(run_dir)
-        if not (run_dir / "config.json").is_file():
-            raise StoreError(f"{run_dir} is not a `recursia code eval` run (no config.json)")
-        config = json.loads((run_dir / "config.json").read_text())
+        config = read_config(run_dir)
         by_id = {t.task_id: t for t in tasks or []}
         added = seen = 0
-        for rec in read_records(run_dir):
+        records = read_records(run_dir, full=True)
+        self.not_scored = len(records) - len(scored(records))
+        for rec in scored(records):
             if self.add_record(config, rec, by_id.get(rec["task_id"]), run=str(run_dir.resolve())):
                 added += 1
             else:
@@ -265,17 +353,20 @@ class Store:
 
     # -- reading ---------------------------------------------------------------------------------------
     def rows(self, sql: str, params: tuple = ()) -> list[dict]:
-        cur = self.db.execute(sql, params)
-        names = [c[0] for c in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
+        try:
+            cur = self.db.execute(sql, params)
+            names = [c[0] for c in cur.description]
+            return [dict(zip(names, r)) for r in cur.fetchall()]
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"store {self.path} cannot be read: {_explain(e)}") from None
 
     def records(self, splits: tuple[str, ...] | None = None) -> list[dict]:
         """Record rows in the order they were added, each with `hidden_by_depth` (list of bool)."""
         where = f"WHERE split IN ({', '.join('?' * len(splits))})" if splits else ""
         rows = self.rows(f"SELECT * FROM records {where} ORDER BY record_id", tuple(splits or ()))
         hidden: dict[int, list] = {}
-        for rid, h in self.db.execute("SELECT record_id, hidden FROM outcomes ORDER BY record_id, depth"):
-            hidden.setdefault(rid, []).append(bool(h))
+        for o in self.rows("SELECT record_id, hidden FROM outcomes ORDER BY record_id, depth"):
+            hidden.setdefault(o["record_id"], []).append(bool(o["hidden"]))
         for r in rows:
             r["hidden_by_depth"] = hidden.get(r["record_id"], [])
         return rows

@@ -128,8 +128,11 @@ def build_steps(record: dict) -> list[dict]:
 
 
 def viewer_html(record: dict, title: str) -> str:
-    data = json.dumps({"task_id": record["task_id"], "steps": build_steps(record)},
-                      separators=(",", ":")).replace("</", "<\\/")
+    # The JSON sits inside a <script> element: "</script>" would end it and "<!--" would make the HTML parser
+    # read the rest of the page as script data (a program holding "<!--<script>" blanked the page). JSON may
+    # write any character as \\uXXXX, so <, > and & never appear raw.
+    data = (json.dumps({"task_id": record["task_id"], "steps": build_steps(record)}, separators=(",", ":"))
+            .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
     hidden = record["hidden_by_depth"]
     summary = (f"{len(record['loop']['attempts'])} step(s), halted: {html.escape(record['loop']['halt_reason'])}; "
                f"{record['loop']['calls']} model calls; final submission "
@@ -139,18 +142,19 @@ def viewer_html(record: dict, title: str) -> str:
 
 
 def write_viewer(run: str | Path, task_id: str, out: str | Path, sample: int = 0) -> Path:
-    from .evaluate import read_records
+    from .evaluate import read_config, read_records
 
     run = Path(run)
-    if not (run / "config.json").is_file():
-        raise VizError(f"{run} is not a `recursia code eval` run (no config.json)")
-    records = read_records(run)
+    read_config(run)
+    records = read_records(run, full=True)
     match = [r for r in records if r["task_id"] == task_id and r["sample"] == sample]
     if not match:
         known = ", ".join(r["task_id"] for r in records[:3])
         raise VizError(f"{run} has no finished record of {task_id!r} (sample {sample}); ids there look like "
                        f"{known or 'nothing yet'}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise VizError(f"--out {out} is a file; give a folder for viewer.html")
     out.mkdir(parents=True, exist_ok=True)
     path = out / "viewer.html"
     path.write_text(viewer_html(match[0], f"{task_id} in {run.name}"), encoding="utf-8")
