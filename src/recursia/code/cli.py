@@ -16,6 +16,87 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+# Validation before any work: a path or number found wrong after an hour of model calls (or after the run
+# directory was made, which a rerun then refuses) wastes the hour. One helper per kind of thing.
+MAX_DEPTH = 50  # --depth: deeper loops are never useful with these budgets, and each depth is a summary line
+
+
+def _at_least(option: str, value, low) -> None:
+    if value < low:
+        _fail(f"{option} {value}: must be >= {low}")
+
+
+def _out_file(path: Optional[Path], option: str) -> None:
+    """An output file must be writable now: not a folder, its folder exists, and a file can be made there
+    (tried, and removed again if it was not there before)."""
+    if path is None:
+        return
+    if path.is_dir():
+        _fail(f"{option} {path} is a folder; give a file path, e.g. {path / 'out.json'}")
+    if not path.parent.is_dir():
+        _fail(f"{option} {path}: the folder {path.parent} does not exist; create it or pick another path")
+    existed = path.exists()
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as e:
+        _fail(f"{option} {path} cannot be written ({e.strerror or e}); pick a path in a writable folder")
+    finally:
+        if not existed:
+            path.unlink(missing_ok=True)
+
+
+def _out_dir(path: Optional[Path], option: str) -> None:
+    """An output folder must be a folder (made now if missing) that can be written."""
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        _fail(f"{option} {path} is a file; give a folder (the page is written into it)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".recursia-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        _fail(f"{option} {path} cannot be written ({e.strerror or e}); pick a writable folder")
+
+
+def _in_file(path: Path, what: str) -> None:
+    """An input file must exist and be a file (a folder is named as such, not as missing)."""
+    if path.is_dir():
+        _fail(f"{what} {path} is a folder, not a file; pass the file itself")
+    if not path.exists():
+        _fail(f"{what} {path} does not exist")
+
+
+def _bench(bench: str) -> None:
+    """--bench: a benchmark name or a task file that exists."""
+    from .tasks import BENCHMARKS
+
+    if not bench.strip():
+        _fail(f"--bench is empty; give {', '.join(BENCHMARKS)} or a task JSONL file")
+    if bench not in BENCHMARKS:
+        _in_file(Path(bench), f"--bench: task file")
+
+
+def _split_for(bench: str, split: str) -> Optional[str]:
+    """The split to load: HumanEval has none (one test set of 164), so a split other than all/test is refused
+    instead of ignored."""
+    if bench == "humaneval":
+        if split not in ("all", "test"):
+            _fail(f"--split {split}: HumanEval has no splits (its 164 problems are one test set); drop --split")
+        return None
+    return split
+
+
+def _store_ok(store: Optional[Path]) -> None:
+    """Open (and so create, migrate and check) the attempt store now, before any model is loaded."""
+    if store is not None:
+        from .store import Store
+
+        Store(store).close()
+
+
 # ----------------------------------------------------------------------------------------------------------
 @code_app.command("check")
 def check_cmd(
@@ -34,9 +115,10 @@ def check_cmd(
     from .scoring import check_references
     from .tasks import load_tasks
 
-    if workers < 1:
-        _fail("--workers must be >= 1")
-    tasks = load_tasks(bench, data, split=None if bench == "humaneval" else split)
+    _at_least("--workers", workers, 1)
+    _bench(bench)
+    _out_file(json_out, "--json")
+    tasks = load_tasks(bench, data, split=_split_for(bench, split))
     report = check_references(tasks, workers=workers, progress=not quiet)
     unexpected = 0
     for name, b in report["benchmarks"].items():
@@ -89,10 +171,12 @@ def exec_cmd(
         _fail(f"--k {k!r}: give whole numbers separated by commas, e.g. 1,10")
     if not ks or min(ks) < 1:
         _fail(f"--k {k!r}: each k must be >= 1")
-    if workers < 1:
-        _fail("--workers must be >= 1")
-    tasks = load_tasks(tasks_arg, data, split=None if tasks_arg == "humaneval" or Path(tasks_arg).exists()
-                       else split, protocol=protocol)
+    _at_least("--workers", workers, 1)
+    _bench(tasks_arg)
+    _in_file(samples_path, "samples file")
+    _out_file(json_out, "--json")
+    split = _split_for(tasks_arg, split)
+    tasks = load_tasks(tasks_arg, data, split=split, protocol=protocol)
     samples = read_samples(samples_path)
     report = score_samples(tasks, samples, ks=ks, workers=workers, progress=not quiet)
     passed = sum(s["passed"] for s in report["per_sample"])
@@ -133,7 +217,8 @@ def eval_cmd(
     model: Optional[str] = typer.Option(None, "--model", help="Model name for --backend openai."),
     mode: str = typer.Option("auto", "--mode", help="chat (instruct models), completion (base models) or auto "
                              "(gguf: chat if the file has a chat template; openai: chat)."),
-    depth: int = typer.Option(4, "--depth", help="N_sup: rewrites with execution feedback (0: one program)."),
+    depth: int = typer.Option(4, "--depth", help="N_sup: rewrites with execution feedback (0: one program; at "
+                              "most 50)."),
     samples: int = typer.Option(1, "--samples", help="Independent loops per task (S > 1 gives pass@k)."),
     n: int = typer.Option(1, "--n", help="Reason (diagnosis) calls per rewrite; 0: feedback only."),
     T: int = typer.Option(1, "--T", help="Reason/refine cycles per supervision step."),
@@ -180,21 +265,40 @@ def eval_cmd(
     from .sandbox import Limits
     from .tasks import load_tasks, source_paths
 
-    if resume is not None:
-        cfg_path = resume / "config.json"
-        if not cfg_path.is_file():
-            _fail(f"--resume {resume}: no config.json there; start a run with --out")
-        saved = json.loads(cfg_path.read_text())
-        if saved["bench"] != bench:
-            _fail(f"--resume {resume}: that run is on {saved['bench']!r}, not {bench!r}")
+    from .evaluate import read_config
+
+    # Everything is checked before the model is loaded and before the run directory is made.
+    _bench(bench)
     for name, value, low in (("--depth", depth, 0), ("--samples", samples, 1), ("--n", n, 0), ("--T", T, 1),
                              ("--limit", limit, 0), ("--max-tokens", max_tokens, 1), ("--retries", retries, 0)):
-        if value < low:
-            _fail(f"{name} {value}: must be >= {low}")
+        _at_least(name, value, low)
+    if depth > MAX_DEPTH:
+        _fail(f"--depth {depth}: at most {MAX_DEPTH} (each depth is a rewrite, a sandbox run and a line of the "
+              "summary); pick a smaller depth")
+    if not timeout > 0:
+        _fail(f"--timeout {timeout:g}: must be > 0 seconds per HTTP call, e.g. --timeout 120")
+    if threads is not None:
+        _at_least("--threads", threads, 1)
+    if mode not in ("auto", "chat", "completion"):
+        _fail(f"--mode {mode!r}: use chat (instruct models), completion (base models) or auto")
+    if resume is not None:
+        if out is not None and out.resolve() != resume.resolve():
+            _fail(f"--resume {resume} and --out {out} name different runs; a resumed run is written where it is: "
+                  "drop --out")
+        saved = read_config(resume)
+        if saved["bench"] != bench:
+            _fail(f"--resume {resume}: that run is on {saved['bench']!r}, not {bench!r}")
+    elif out is not None:
+        if out.exists() and not out.is_dir():
+            _fail(f"--out {out} is a file; give a folder for the run")
+        if (out / "config.json").exists() or (out / "records.jsonl").exists():
+            _fail(f"{out} already holds a code evaluation; continue it with --resume {out} or pick another --out")
     rule = CodeHaltRule.parse(halt)
     tasks = load_tasks(bench, data, split=split, protocol=protocol)
-    if task_ids:
+    if task_ids is not None:
         wanted = [t.strip() for t in task_ids.split(",") if t.strip()]
+        if not wanted:
+            _fail(f"--tasks {task_ids!r} names no task; give ids separated by commas, e.g. {tasks[0].task_id}")
         known = {t.task_id for t in tasks}
         missing = [t for t in wanted if t not in known]
         if missing:
@@ -202,6 +306,21 @@ def eval_cmd(
         tasks = [t for t in tasks if t.task_id in set(wanted)]
     if limit:
         tasks = tasks[:limit]
+    policy = library = None
+    if depth_policy is not None:
+        from .depth import load_policy
+
+        _in_file(depth_policy, "--depth-policy")
+        policy = load_policy(depth_policy)
+    if skills is not None:
+        from .skills import SkillLibrary
+
+        _in_file(skills, "--skills")
+        library = SkillLibrary.load(skills)
+        leaked = sorted({t.task_id for t in tasks} & {sk.task_id for sk in library.skills})
+        if leaked:
+            _fail(f"--skills {skills} holds evaluated tasks ({', '.join(leaked[:5])}); build it from other splits")
+    _store_ok(store)
     gen = GenerationConfig(temperature=temperature, max_tokens=max_tokens, seed=seed)
     be = make_backend(backend, base_url=base_url, model=model, mode=mode, gen=gen, timeout_s=timeout,
                       retries=retries, threads=threads)
@@ -215,18 +334,6 @@ def eval_cmd(
                             max_tokens=max_tokens, limit=limit, task_ids=[t.task_id for t in tasks],
                             depth_policy=str(depth_policy) if depth_policy else None,
                             skills=str(skills) if skills else None)
-    policy = library = None
-    if depth_policy is not None:
-        from .depth import load_policy
-
-        policy = load_policy(depth_policy)
-    if skills is not None:
-        from .skills import SkillLibrary
-
-        library = SkillLibrary.load(skills)
-        leaked = sorted({t.task_id for t in tasks} & {sk.task_id for sk in library.skills})
-        if leaked:
-            _fail(f"--skills {skills} holds evaluated tasks ({', '.join(leaked[:5])}); build it from other splits")
     run = resume or out or Path("runs") / f"code-{Path(bench).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         summary = run_eval(tasks, Refiner(be, loop_cfg, policy, library), settings, run, resume=resume is not None,
@@ -240,6 +347,10 @@ def eval_cmd(
     for line in summary_lines(summary):
         typer.echo(line)
     typer.echo(f"wrote {run}/records.jsonl and {run}/summary.json")
+    session = summary.get("session") or {}
+    if session.get("ran") and session["backend_failed"] == session["ran"]:
+        _fail(f"the backend failed on every call of all {session['ran']} task(s) run now (first error: "
+              f"{session['first_error']}); nothing was scored: fix the backend, then --resume {run}", 1)
 
 
 @code_app.command("compare")
@@ -257,14 +368,21 @@ def compare_cmd(
     test on the discordant tasks, and each arm's total model calls (a gain bought with more calls shows)."""
     import json
 
-    from .evaluate import compare
+    from .evaluate import check_arm, compare, read_config
 
+    check_arm(arm_a), check_arm(arm_b)
+    for arm in (arm_a, arm_b):
+        if arm.startswith("policy="):
+            _in_file(Path(arm[7:]), f"{arm}: depth policy")
+    for run in (run_a, run_b):
+        read_config(run, ("bench", "protocol"))
+    _out_file(json_out, "--json")
     tasks = None
     if any(a.startswith("policy=") for a in (arm_a, arm_b)):
         from .learn_cli import _tasks_for
 
         runs = [r for r, a in ((run_a, arm_a), (run_b, arm_b)) if a.startswith("policy=")]
-        tasks = [t for r in runs for t in _tasks_for(json.loads((r / "config.json").read_text()), data)]
+        tasks = [t for r in runs for t in _tasks_for(read_config(r), data)]
     r = compare(run_a, run_b, arm_a, arm_b, tasks)
     for side in ("a", "b"):
         x = r[side]
@@ -288,18 +406,19 @@ def summary_cmd(run: Path = typer.Argument(..., help="A `recursia code eval` run
     rewrite its summary.json."""
     import json
 
-    from .evaluate import read_records, summarise, summary_lines
+    from .evaluate import _write_atomic, read_config, read_records, scored, summarise, summary_lines
 
-    if not (run / "config.json").is_file():
-        _fail(f"{run} is not a `recursia code eval` run (no config.json)")
-    settings = json.loads((run / "config.json").read_text())
-    records = read_records(run)
+    settings = read_config(run, ("bench", "protocol", "depth", "samples"))
+    for key in ("split", "backend"):
+        settings.setdefault(key, None)
+    records = read_records(run, full=True)
     if not records:
         _fail(f"{run} has no finished task yet (records.jsonl is empty)")
     summary = summarise(records, settings)
     planned = len(settings.get("task_ids") or []) * settings["samples"]
-    summary["finished"] = f"{len(records)} of {planned or '?'} (task, sample) pairs"
-    (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    done = len({(r["task_id"], r["sample"]) for r in scored(records)})
+    summary["finished"] = f"{done} of {planned or '?'} (task, sample) pairs"
+    _write_atomic(run / "summary.json", json.dumps(summary, indent=2) + "\n")
     for line in summary_lines(summary):
         typer.echo(line)
     typer.echo(f"finished: {summary['finished']}")

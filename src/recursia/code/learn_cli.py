@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .cli import _fail, code_app
+from .cli import _at_least, _fail, _in_file, _out_dir, _out_file, code_app
 
 # The attempt store and what is learned from it (docs/code.md, "Learning from attempts").
 store_app = typer.Typer(add_completion=False, no_args_is_help=True, help="The attempt store (SQLite).")
@@ -28,6 +28,13 @@ def _tasks_for(config: dict, data: Optional[Path]) -> list:
     return load_tasks(config["bench"], data, split=split, protocol=config.get("protocol", "visible"))
 
 
+def _store_in(store: Path) -> None:
+    """A store to read must exist (a folder is named as one)."""
+    if not store.exists():
+        _fail(f"store {store} does not exist; fill one with `recursia code store import RUN --store {store}`")
+    _in_file(store, "store")
+
+
 @store_app.command("import")
 def store_import_cmd(
     runs: list[Path] = typer.Argument(..., metavar="RUN...", help="`recursia code eval` run directories."),
@@ -36,16 +43,18 @@ def store_import_cmd(
                                         "the task types their topic)."),
 ) -> None:
     """Ingest every finished record of the runs, each in one transaction; importing again adds nothing."""
-    import json
-
+    from .evaluate import read_config, read_records
     from .store import Store
 
+    configs = [read_config(run) for run in runs]  # every run is checked before the store is touched
+    for run in runs:
+        read_records(run, full=True)
     with Store(store) as s:
-        for run in runs:
-            if not (run / "config.json").is_file():
-                _fail(f"{run} is not a `recursia code eval` run (no config.json)")
-            added, seen = s.import_run(run, _tasks_for(json.loads((run / "config.json").read_text()), data))
-            typer.echo(f"{run}: {added} record(s) added, {seen} already in {store}")
+        for run, config in zip(runs, configs):
+            added, seen = s.import_run(run, _tasks_for(config, data))
+            typer.echo(f"{run}: {added} record(s) added, {seen} already in {store}"
+                       + (f"; {s.not_scored} left out (the backend failed on every call: not results)"
+                          if s.not_scored else ""))
 
 
 @code_app.command("stats")
@@ -61,8 +70,9 @@ def stats_cmd(
     from .estimates import summarise_store
     from .store import Store
 
-    if not store.is_file():
-        _fail(f"store {store} does not exist; fill one with `recursia code store import RUN --store {store}`")
+    _store_in(store)
+    _at_least("--window", window, 1)
+    _out_file(json_out, "--json")
     with Store(store) as s:
         summary = summarise_store(s.records(), window)
     typer.echo(f"{store}: {summary['records']} record(s)")
@@ -92,8 +102,11 @@ def depth_cmd(
     from .depth import learn_from_store
     from .store import Store
 
-    if not store.is_file():
-        _fail(f"store {store} does not exist; fill one with `recursia code store import RUN --store {store}`")
+    _store_in(store)
+    _at_least("--min-n", min_n, 1)
+    if not 0 <= min_gain <= 1:
+        _fail(f"--min-gain {min_gain:g}: a pass-rate gain between 0 and 1, e.g. 0.02")
+    _out_file(out, "--out")
     with Store(store) as s:
         policy, left_out = learn_from_store(s, min_gain, min_n)
     out.write_text(json.dumps(policy, indent=2) + "\n")
@@ -118,8 +131,8 @@ def skills_cmd(
     from .store import Store
     from .tasks import load_tasks
 
-    if not store.is_file():
-        _fail(f"store {store} does not exist; fill one with `recursia code store import RUN --store {store}`")
+    _store_in(store)
+    _out_file(out, "--out")
     with Store(store) as s:
         lib, no_prompt = SkillLibrary.from_store(s, ("train", "validation") if validation else ("train",))
     if references:
@@ -146,6 +159,8 @@ def code_viz_cmd(
     """One self-contained HTML page: per step the program's diff, visible tests, error, z and halting."""
     from .viz import write_viewer
 
+    _at_least("--sample", sample, 0)
+    _out_dir(out, "--out")
     typer.echo(f"wrote {write_viewer(run, task, out, sample)}")
 
 
@@ -156,11 +171,10 @@ def report_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="Folder holding humaneval/ and mbpp/ (task types)."),
 ) -> None:
     """A page of plots: pass@1 by depth with the baseline, halting reasons, depth per task type, estimates."""
-    import json
-
+    from .evaluate import read_config
     from .report import write_report
 
-    if not (run / "config.json").is_file():
-        _fail(f"{run} is not a `recursia code eval` run (no config.json)")
-    tasks = _tasks_for(json.loads((run / "config.json").read_text()), data)
+    config = read_config(run)
+    _out_dir(out, "--out")
+    tasks = _tasks_for(config, data)
     typer.echo(f"wrote {write_report(run, out, tasks)}")
