@@ -162,6 +162,9 @@ class LlamaCppBackend(Backend):
             raise BackendError("the GGUF backend needs llama-cpp-python: pip install 'recursia[gguf]'") from None
         import os
 
+        _quiet_llama_cpp()
+        del _LLAMA_ERRORS[:]
+
         # llama.cpp's threads spin while they wait for each other: with more threads than free cores they
         # collapse (3 calls took 128 s with 2 threads on a loaded 2-core machine, 9.6 s with 1). Half the
         # cores is the safe default; --threads sets it.
@@ -170,7 +173,8 @@ class LlamaCppBackend(Backend):
             self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, seed=(gen.seed if gen and
                              gen.seed is not None else 0), verbose=False)
         except (ValueError, RuntimeError) as e:
-            raise BackendError(f"llama.cpp could not load {path}: {_short(str(e))}") from None
+            said = f" ({_short(' '.join(_LLAMA_ERRORS))})" if _LLAMA_ERRORS else ""
+            raise BackendError(f"llama.cpp could not load {path}: {_short(str(e))}{said}") from None
         has_template = bool(self.llm.metadata.get("tokenizer.chat_template"))
         mode = ("chat" if has_template else "completion") if mode == "auto" else mode
         super().__init__(_check_mode(mode), gen or GenerationConfig())
@@ -209,6 +213,31 @@ class LlamaCppBackend(Backend):
 
     def close(self) -> None:
         self.llm.close()
+
+
+_LLAMA_ERRORS: list[str] = []  # llama.cpp's error-level log lines since the last model load
+_LLAMA_LOG = None  # the ctypes callback; kept referenced, or it would be freed while llama.cpp still calls it
+
+
+def _quiet_llama_cpp() -> None:
+    """Route llama.cpp's log away from stderr: even with verbose=False it printed a line on every GGUF load
+    (llama_kv_cache_iswa: "using full-size SWA cache"), mixed into the command's output. Error-level lines are
+    kept in _LLAMA_ERRORS, so that a failed load can say what llama.cpp said."""
+    global _LLAMA_LOG
+    if _LLAMA_LOG is not None:
+        return
+    import ctypes
+
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback
+    def keep_errors(level, text, user_data):  # noqa: ANN001 (ctypes callback)
+        if level == 3:  # GGML_LOG_LEVEL_ERROR
+            _LLAMA_ERRORS.append(text.decode("utf-8", "replace").strip())
+            del _LLAMA_ERRORS[:-20]
+
+    _LLAMA_LOG = keep_errors
+    llama_cpp.llama_log_set(_LLAMA_LOG, ctypes.c_void_p(0))
 
 
 def _cause(e: BaseException) -> str:
