@@ -63,6 +63,7 @@ class Check:
     atol: float = 0.0
     rule: str = ""
     group: str = ""
+    expected_text: str = ""  # `assert f(x) == 3` gives "3": a failure then reads "f(x) returned 2, expected 3"
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ def convert(source: str, names: Iterable[str] = (), setup: str = "") -> Test:
             auto = sorted(n for n in _names(expr) if n not in _BUILTINS and n not in modules and n in _STDLIB
                           and n not in ("_v",))
             checks.append(Check(leaves=tuple(ast.unparse(leaf) for leaf in leaves), expr=ast.unparse(expr),
-                                imports=tuple(imports + [f"import {m}" for m in auto])))
+                                imports=tuple(imports + [f"import {m}" for m in auto]),
+                                expected_text=_expected_text(expr)))
             thunks = ", ".join(f"lambda: ({ast.unparse(leaf)})" for leaf in leaves)
             body.append(f"{CAPTURE}({len(checks) - 1}, {thunks})")
         else:
@@ -135,6 +137,17 @@ def convert(source: str, names: Iterable[str] = (), setup: str = "") -> Test:
         raise Unconvertible(f"the test {_clip(source)!r} asserts nothing: a test must assert something about the "
                             "function's results (e.g. assert f(1) == 2)")
     return Test(source=source.strip(), code="\n".join(body) + "\n", checks=tuple(checks))
+
+
+def _expected_text(expr) -> str:
+    """The other side of `leaf == something` (either way round), for messages; "" for any other check."""
+    if not (isinstance(expr, ast.Compare) and len(expr.ops) == 1 and isinstance(expr.ops[0], ast.Eq)):
+        return ""
+    sides = [expr.left, expr.comparators[0]]
+    is_leaf = [isinstance(x, ast.Call) and isinstance(x.func, ast.Name) and x.func.id == "_v" for x in sides]
+    if is_leaf.count(True) != 1 or "_v" in _names(sides[is_leaf.index(False)]):
+        return ""
+    return _clip(ast.unparse(sides[is_leaf.index(False)]), 200)
 
 
 def _parse(source: str, mode: str):
@@ -286,6 +299,8 @@ def judge(check: Check, leaves: list, args: tuple | None = None) -> tuple[bool, 
         if bool(eval(_compiled(check.expr), ns)):  # noqa: S307 - the benchmark's check over plain values
             return True, None, None
         got = [f"{check.leaves[k]} returned {_shown(leaf[1])}" for k, leaf in enumerate(leaves) if leaf[0] == "v"]
+        if check.expected_text and len(got) == 1:
+            got[0] += f", expected {check.expected_text}"
         return False, "AssertionError", "; ".join(got) or None
     except _Raised as e:
         text = str(e)

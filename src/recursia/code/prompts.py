@@ -92,9 +92,10 @@ def feedback(result: dict | None, tests: list[str], limit: int = 1200) -> str:
         if t["passed"]:
             continue
         src = tests[t["index"]].strip() if t["index"] < len(tests) else ""
-        line = f"Test failed: {src}\n  {t.get('error_type') or 'failed'}"
-        if t.get("message"):
-            line += f": {t['message']}"
+        message, etype = t.get("message") or "", t.get("error_type") or "failed"
+        # "f(1) returned 3, expected 2" and "f(1) raised E: ..." say it all; other errors get their type first
+        plain = etype == "AssertionError" and message or f" raised {etype}" in message
+        line = f"Test failed: {src}\n  " + (message if plain else f"{etype}: {message}" if message else etype)
         if t.get("line") and t.get("part") == "program":  # where in the program (the test is shown above)
             line += f"\n  at: {t['line'].strip()}"
         out.append(line)

@@ -1,27 +1,26 @@
-"""Run a candidate program and its tests in an isolated subprocess, with a result that the program cannot fake.
+"""Run a candidate program on its tests in an isolated subprocess, and judge the result here, where the program
+cannot reach.
 
 A small fork server (_runner.py, started on first use) forks a trusted runner per run, in its own session. The
-runner enters new pid, network and mount namespaces where the OS allows, mounts a size-limited tmpfs as the work
-dir, and forks the candidate: PID 1 of the new pid namespace, uid/gid 65534 when we are root, under resource
-limits, exec'ing a fresh `python -I -S` running _harness.py. The harness reports each test's outcome over a
-private pipe, in records that carry a per-run nonce; outcomes are read from that pipe only, never from stdout,
-and a run without a complete final record counts every missing test as failed. docs/code.md says what is
-guaranteed and what is out of scope.
+runner gives the candidate its own root (the Python installation read-only, a size-limited tmpfs), new pid,
+network and mount namespaces, a cgroup bounding the whole sample, a seccomp filter against tracing, uid/gid
+65534 when we are root, and execs a fresh `python -I -S` running _harness.py. The harness runs the program and
+each test's code, and reports only the plain values the tests' leaves returned (values.py) over a private pipe;
+channel.py reads that pipe strictly and the parent judges every test against checks and expected values that
+never entered the sandbox (iotest.py). A forged report is only a claim about outputs; a malformed one fails the
+whole sample. docs/code.md says what is guaranteed and what is out of scope.
 """
 
 from __future__ import annotations
 
-import ast
 import functools
 import marshal
 import os
 import re
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -145,11 +144,10 @@ def execute(program: str, tests: Sequence[Test | str], setup: str = "", limits: 
     `names` are the candidate's names the test uses, beyond the rule there)."""
     tests = [t if isinstance(t, Test) else convert(t, names, setup) for t in tests]
     nonce, runner_nonce = secrets.token_hex(16), secrets.token_hex(16)
-    workdir = tempfile.mkdtemp(prefix="recursia-sandbox-")
     value_bytes = limits.value_mb << 20
     payload = marshal.dumps((program, [(t.code, None if t.args is None else encode(t.args, 1 << 30)) for t in tests],
                              setup, nonce, 3, PRELOAD, list(_site_paths()), _codec_code(), value_bytes))
-    job = marshal.dumps({"nonce": nonce, "runner_nonce": runner_nonce, "payload": payload, "workdir": workdir,
+    job = marshal.dumps({"nonce": nonce, "runner_nonce": runner_nonce, "payload": payload,
                          "python": sys.executable, "harness": _harness_file(), "expose": [],
                          "namespaces": limits.namespaces,
                          "limits": {k: v for k, v in asdict(limits).items() if k != "namespaces"}})
@@ -163,7 +161,6 @@ def execute(program: str, tests: Sequence[Test | str], setup: str = "", limits: 
     except BaseException:
         for f in (read_fd, out_r, err_r):
             os.close(f)
-        shutil.rmtree(workdir, ignore_errors=True)
         raise
     finally:
         for f in (write_fd, out_w, err_w):
@@ -182,7 +179,6 @@ def execute(program: str, tests: Sequence[Test | str], setup: str = "", limits: 
             t.join(timeout=5)
     for f in (read_fd, out_r, err_r):
         os.close(f)
-    shutil.rmtree(workdir, ignore_errors=True)
     result = _result(records, limits)
     result.seconds = records.seconds if records.seconds is not None else time.monotonic() - t0
     result.stdout, result.stderr = out.text(), err.text()

