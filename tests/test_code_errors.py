@@ -248,6 +248,11 @@ def test_a_store_that_cannot_be_opened_stops_eval_before_anything_is_made(tmp_pa
         line = refused(code(*eval_args(tasks, _closed_url(), "--store", "/sys/s.sqlite", "--out", run)),
                        "cannot be written")
         assert "is it an attempt store" not in line
+        refused(code(*eval_args(tasks, _closed_url(), "--out", "/sys/run")), "--out /sys/run cannot be made")
+    f = tmp_path / "file"
+    f.write_text("x")
+    refused(code(*eval_args(tasks, _closed_url(), "--out", f)), "is a file")
+    refused(code(*eval_args(tasks, _closed_url(), "--out", f / "run")), "is a file")
     assert not (run / "config.json").exists()
 
 
@@ -497,6 +502,14 @@ def test_a_folder_where_a_file_is_expected(tmp_path):
     refused(code("check", "--bench", tmp_path), "is a folder")
     refused(code("stats", tmp_path), "is a folder")
     refused(code(*eval_args(task_file(tmp_path), _closed_url(), "--depth-policy", tmp_path)), "is a folder")
+
+
+def test_reading_commands_do_not_make_a_store_of_an_empty_file(tmp_path):
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()
+    refused(code("stats", empty), "not an attempt store")
+    refused(code("depth", empty, "--out", tmp_path / "d.json"), "not an attempt store")
+    assert empty.stat().st_size == 0
 
 
 def test_an_empty_bench(tmp_path):

@@ -61,6 +61,24 @@ def _out_dir(path: Optional[Path], option: str) -> None:
         _fail(f"{option} {path} cannot be written ({e.strerror or e}); pick a writable folder")
 
 
+def _new_dir(path: Path, option: str) -> None:
+    """A folder that the work will make later must be makeable now: not a file, and its nearest existing
+    ancestor a folder in which a folder can be made (tried, and removed; nothing is left behind)."""
+    import tempfile
+
+    if path.exists() and not path.is_dir():
+        _fail(f"{option} {path} is a file; give a folder")
+    base = path
+    while not base.exists():
+        base = base.parent
+    if not base.is_dir():
+        _fail(f"{option} {path}: {base} is a file, so no folder can be made there; pick another path")
+    try:
+        Path(tempfile.mkdtemp(dir=base, prefix=".recursia-write-test-")).rmdir()
+    except OSError as e:
+        _fail(f"{option} {path} cannot be made ({e.strerror or e} in {base}); pick a path in a writable folder")
+
+
 def _in_file(path: Path, what: str) -> None:
     """An input file must exist and be a file (a folder is named as such, not as missing)."""
     if path.is_dir():
@@ -136,7 +154,8 @@ def check_cmd(
     if report["without_reference"]:
         typer.echo(f"  {report['without_reference']} task(s) have no reference solution to check")
     typer.echo(f"{len(report['tasks'])} references in {report['seconds']:.1f} s with {workers} worker(s); "
-               f"isolation: {report['isolation']}; network: {report['network']}")
+               + (f"isolation: {report['isolation']}; network: {report['network']}" if report["tasks"] else
+                  "nothing ran in the sandbox"))
     if json_out is not None:
         json_out.write_text(json.dumps(report, indent=2) + "\n")
         typer.echo(f"wrote {json_out}")
@@ -201,6 +220,7 @@ def download_cmd(
     github.com/google-research/google-research) and check that they load."""
     from .tasks import download
 
+    _new_dir(out, "--out")
     for path in download(name, out):
         typer.echo(f"downloaded {path}")
     typer.echo(f"next: recursia code check --bench {name} --data {out}")
@@ -255,7 +275,9 @@ def eval_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Run the refinement loop on a benchmark: pass@1 on hidden tests at each depth 0..K, the equal-budget
-    baseline, halting reasons, calls/tokens/seconds per task, 95% intervals. Ctrl-C loses nothing: --resume."""
+    baseline, halting reasons, calls/tokens/seconds per task, 95% intervals. Ctrl-C loses nothing: --resume.
+    A task whose every model call failed is not scored (it runs again on --resume); exit status 1 when that was
+    every task run."""
     import json
     import time
 
@@ -289,8 +311,7 @@ def eval_cmd(
         if saved["bench"] != bench:
             _fail(f"--resume {resume}: that run is on {saved['bench']!r}, not {bench!r}")
     elif out is not None:
-        if out.exists() and not out.is_dir():
-            _fail(f"--out {out} is a file; give a folder for the run")
+        _new_dir(out, "--out")
         if (out / "config.json").exists() or (out / "records.jsonl").exists():
             _fail(f"{out} already holds a code evaluation; continue it with --resume {out} or pick another --out")
     rule = CodeHaltRule.parse(halt)

@@ -73,7 +73,7 @@ def stats_cmd(
     _store_in(store)
     _at_least("--window", window, 1)
     _out_file(json_out, "--json")
-    with Store(store) as s:
+    with Store(store, create=False) as s:
         summary = summarise_store(s.records(), window)
     typer.echo(f"{store}: {summary['records']} record(s)")
     for kind in ("benchmark", "type"):
@@ -107,7 +107,7 @@ def depth_cmd(
     if not 0 <= min_gain <= 1:
         _fail(f"--min-gain {min_gain:g}: a pass-rate gain between 0 and 1, e.g. 0.02")
     _out_file(out, "--out")
-    with Store(store) as s:
+    with Store(store, create=False) as s:
         policy, left_out = learn_from_store(s, min_gain, min_n)
     out.write_text(json.dumps(policy, indent=2) + "\n")
     for key, t in policy["types"].items():
@@ -133,7 +133,7 @@ def skills_cmd(
 
     _store_in(store)
     _out_file(out, "--out")
-    with Store(store) as s:
+    with Store(store, create=False) as s:
         lib, no_prompt = SkillLibrary.from_store(s, ("train", "validation") if validation else ("train",))
     if references:
         tasks = [t for split in lib.splits for t in load_tasks("mbpp", data, split=split)]

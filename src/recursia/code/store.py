@@ -163,11 +163,16 @@ def _schema_problems(db: sqlite3.Connection) -> list[str]:
 class Store:
     """One store file. Opening creates or migrates it; `add_record` ingests one finished record atomically."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    def __init__(self, path: str | Path, create: bool = True):
+        """`create=False` (the commands that only read a store): a file without the schema is refused instead
+        of being made into an empty store."""
+        self.path, self.create = Path(path), create
         self.not_scored = 0  # records left out by the last import_run (the backend failed on every call)
         if self.path.exists() and not self.path.is_file():
             raise StoreError(f"store {self.path} is not a file; pass a path like runs/attempts.sqlite")
+        if not create and (not self.path.exists() or self.path.stat().st_size == 0):
+            raise StoreError(f"{self.path} is not an attempt store ({'empty' if self.path.exists() else 'no such file'})"
+                             f"; fill one with `recursia code store import RUN --store {self.path}`")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -214,6 +219,9 @@ class Store:
         with self.transaction() as db:
             have = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_version'").fetchone()
             if not have:
+                if not self.create:
+                    raise StoreError(f"{self.path} is not an attempt store (it holds no tables); fill one with "
+                                     f"`recursia code store import RUN --store {self.path}`")
                 if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
                     raise StoreError(f"{self.path} is an SQLite file but not an attempt store (no schema_version)"
                                      "; pick a new store path")
