@@ -517,12 +517,18 @@ def test_an_empty_bench(tmp_path):
     assert "task file ." not in line
 
 
-def test_humaneval_runs_are_not_labelled_with_a_split():
+def test_humaneval_runs_are_not_labelled_with_a_split(tmp_path):
     from recursia.code.evaluate import summary_lines
 
     s = {"bench": "humaneval", "split": None, "protocol": "visible", "tasks": 164, "samples": 1, "backend": "b"}
     assert summary_lines(s)[0].startswith("humaneval (protocol visible), 164 tasks")
     assert summary_lines({**s, "bench": "mbpp"})[0].startswith("mbpp (test split, protocol visible)")
+    run = real_run(tmp_path, "he")
+    r = code("summary", run)
+    assert r.code == 0 and r.stdout.startswith("humaneval (protocol visible), 3 tasks"), r.stdout
+    assert code("report", run).code == 0
+    page = (run / "report.html").read_text()
+    assert "humaneval (protocol visible), backend" in page and "(all," not in page
 
 
 def test_loading_a_gguf_model_prints_nothing(tmp_path):
