@@ -23,8 +23,8 @@ from ..errors import RecursiaError
 from .loop import Attempt, LoopResult, Refiner
 from .metrics import pass_at_k
 from .sandbox import execute
-from .stats import mcnemar, mean_interval, wilson
 from .store import StoreError
+from .stats import mcnemar, mean_interval, wilson
 
 
 @dataclass
@@ -132,9 +132,9 @@ def read_records(run: Path, repair: bool = False, full: bool = False) -> list[di
     key a summary needs), is a RecursiaError naming the line."""
     path = Path(run) / "records.jsonl"
     if not path.is_file():
-        return []
         if path.exists():
             raise RecursiaError(f"{path} is not a file; move it away or start a new run")
+        return []
     try:
         raw = path.read_bytes()
     except OSError as e:
@@ -156,7 +156,6 @@ def read_records(run: Path, repair: bool = False, full: bool = False) -> list[di
                 with open(path, "r+b") as f:
                     f.truncate(min(good, len(raw)))
             break
-    return records
         why = _shape_problem(rec, full)
         if why:
             raise RecursiaError(f"{path}: line {i + 1} is not a `recursia code eval` record ({why}); restore the "
@@ -168,9 +167,9 @@ def read_records(run: Path, repair: bool = False, full: bool = False) -> list[di
                 f.write(b"\n")
                 f.flush()
                 os.fsync(f.fileno())
+    return records
 
 
-def _hidden(task, program: str | None, cache: dict, limits) -> bool:
 def _glued(line: bytes) -> str:
     """'two records joined on one line' when the line is JSON values written without a newline between."""
     try:
@@ -216,6 +215,7 @@ def read_config(run: Path, need: tuple[str, ...] = tuple(REQUIRED_CONFIG)) -> di
     return config
 
 
+def _hidden(task, program: str | None, cache: dict, limits) -> bool:
     if program is None:
         return False
     if program not in cache:
@@ -270,8 +270,8 @@ def _check_config(run: Path, s: EvalSettings) -> dict:
         raise RecursiaError(f"--resume {run}: the run was made with different settings ("
                             + ", ".join(f"{k}: {saved.get(k)!r} there, {getattr(s, k)!r} now" for k in diff)
                             + "); pass the same options or use a new --out")
-
     return saved
+
 
 def run_eval(tasks: list, refiner: Refiner, s: EvalSettings, run: Path, resume: bool = False,
              progress: bool = True, store: Path | None = None) -> dict:
@@ -288,7 +288,6 @@ def run_eval(tasks: list, refiner: Refiner, s: EvalSettings, run: Path, resume: 
         return _run_locked(tasks, refiner, s, run, resume, progress, store)
 
 
-def _run_locked(tasks: list, refiner: Refiner, s: EvalSettings, run: Path, resume: bool, progress: bool,
 def _write_atomic(path: Path, text: str) -> None:
     """Replace a file with `text` through a temporary file and rename: a kill leaves the old or the new one."""
     tmp = path.with_name(path.name + ".tmp")
@@ -313,6 +312,7 @@ def _drop_backend_failed(run: Path) -> int:
     return len(records) - len(keep)
 
 
+def _run_locked(tasks: list, refiner: Refiner, s: EvalSettings, run: Path, resume: bool, progress: bool,
                 store_path: Path | None) -> dict:
     if resume:
         if not (run / "config.json").is_file():
@@ -388,26 +388,26 @@ def summarise(records: list[dict], s: EvalSettings | dict, task_ids: set[str] | 
     s = asdict(s) if isinstance(s, EvalSettings) else s
     if task_ids is not None:
         records = [r for r in records if r["task_id"] in task_ids]
-    by_task: dict[str, list[dict]] = {}
     # A task whose every model call failed says nothing about the model: it is counted apart, not scored.
     failed = [r for r in records if r.get("backend_failed")]
     records = scored(records)
+    by_task: dict[str, list[dict]] = {}
     for r in records:
         by_task.setdefault(r["task_id"], []).append(r)
     depth = s["depth"]
-    out: dict = {"bench": s["bench"], "split": s["split"], "protocol": s["protocol"], "backend": s["backend"],
     odd = next((r for r in records if len(r["hidden_by_depth"]) != depth + 1), None)
     if odd is not None:
         raise RecursiaError(f"the record of {odd['task_id']} has {len(odd['hidden_by_depth'])} hidden outcomes, but "
                             f"the run's depth {depth} needs {depth + 1}: records.jsonl and config.json do not match")
+    out: dict = {"bench": s["bench"], "split": s["split"], "protocol": s["protocol"], "backend": s["backend"],
                  "tasks": len(by_task), "samples": s["samples"], "depth": depth,
                  "loop": {k: s.get(k) for k in ("n", "T", "halt", "refine_sees_x", "temperature", "refine_temperature",
                                                 "depth_policy", "skills")}}
-    if not records:
     if failed:
         out["backend_failed"] = {"tasks": len({r["task_id"] for r in failed}), "records": len(failed),
                                  "first_error": next((e for r in failed for e in r["loop"].get("errors", [])), "?")}
     out["backend_errors"] = sum(len(r["loop"].get("errors", [])) for r in records + failed)
+    if not records:
         return out
     single = s["samples"] == 1
     out["pass_at_1_by_depth"] = []
@@ -444,7 +444,6 @@ def summarise(records: list[dict], s: EvalSettings | dict, task_ids: set[str] | 
     return out
 
 
-def summary_lines(summary: dict) -> list[str]:
 def run_label(config: dict) -> str:
     """'mbpp (test split, protocol visible)'; HumanEval and task files have no split, so none is named."""
     split = config.get("split") or ("test" if config["bench"] in ("mbpp", "mbpp-sanitized") else None)
@@ -452,6 +451,7 @@ def run_label(config: dict) -> str:
     return f"{config['bench']} ({split}protocol {config['protocol']})"
 
 
+def summary_lines(summary: dict) -> list[str]:
     lines = [f"{run_label(summary)}, {summary['tasks']} tasks x {summary['samples']} samples, backend "
              f"{summary['backend']}"]
     if "backend_failed" in summary:
@@ -507,7 +507,6 @@ def _arm_depths(records: list[dict], arm: str, tasks: list | None) -> dict[tuple
             for r in records}
 
 
-def arm_outcomes(records: list[dict], arm: str, tasks: list | None = None) -> dict[tuple[str, int], bool]:
 def arm_depth(arm: str) -> int:
     """D of a 'depth=D' arm: a whole number >= 0 (a RecursiaError otherwise)."""
     try:
@@ -530,6 +529,7 @@ def check_arm(arm: str) -> None:
         raise RecursiaError(f"unknown arm {arm!r}: use 'final', 'depth=D', 'policy=FILE' or 'baseline'")
 
 
+def arm_outcomes(records: list[dict], arm: str, tasks: list | None = None) -> dict[tuple[str, int], bool]:
     """Per (task, sample) hidden outcome of an arm: 'final', 'depth=D', 'policy=FILE' or 'baseline'."""
     depths = _arm_depths(records, arm, tasks)
     out = {}
