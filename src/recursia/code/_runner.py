@@ -458,8 +458,12 @@ def _build_root(host: Host, job: dict, iso: Isolation) -> str:
         raise OSError(f"no directory to mount the new root on (tried {', '.join(STAGING_POINTS)})")
     extra_links: dict[str, str] = {}
     extra = [_resolve(p, extra_links) for p in _job_files(job)]
-    _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
     r = host.staging
+    for path in extra:
+        if _inside(path, [r]):
+            raise OSError(f"cannot expose {path} to the candidate: it lies under {r}, where the runner mounts the "
+                          "candidate's root (move the file elsewhere)")
+    _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
     _mount(libc, "tmpfs", r, b"tmpfs", MS_NOSUID | MS_NODEV, b"size=1m,nr_inodes=16384,mode=0755")
     owner = f",uid={NOBODY},gid={NOBODY}" if host.root else ""
     _mkdirs(r, WORK, 0o755)
@@ -671,7 +675,7 @@ class Sample:
         self.created: list[str] = []  # every cgroup dir made, in force or not, to remove at the end
         self.fds: list[int] = []  # cgroup.procs of each new cgroup, which the candidate writes itself into
         self.pid: int | None = None
-        self.peak = self.cpu_seen = 0.0
+        self.cpu_seen = 0.0  # the most CPU seconds the sample was seen to have used
         self.killed_for_memory = False
         self.ticks = os.sysconf("SC_CLK_TCK")
         self.page = os.sysconf("SC_PAGE_SIZE")
@@ -757,7 +761,7 @@ class Sample:
             return "memory"
         if self.watching:
             rss, cpu = self._processes()
-            self.peak, self.cpu_seen = max(self.peak, rss), max(self.cpu_seen, cpu)
+            self.cpu_seen = max(self.cpu_seen, cpu)
             if "memory" not in self.made and rss > self.limits["memory_mb"] << 20:
                 self.killed_for_memory = True
                 return "memory"
