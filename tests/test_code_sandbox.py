@@ -44,7 +44,8 @@ def test_honest_programs_are_scored_per_test():
     r = execute("def f(x):\n    y = x + 1\n    return y if x != 2 else str(y)\n",
                 TESTS + ["assert f('a') == 'b'"])
     assert [t.passed for t in r.tests] == [True, False, True, False]
-    assert r.tests[1] == TestOutcome(1, False, "AssertionError", "f(2) returned '3'", "assert f(2) == 3", None, "test")
+    assert r.tests[1] == TestOutcome(1, False, "AssertionError", "f(2) returned '3', expected 3", "assert f(2) == 3", None,
+                              "test")
     t = r.tests[3]
     assert (t.error_type, t.line, t.lineno, t.part) == ("TypeError", "y = x + 1", 2, "program")
     assert t.message == "f('a') raised TypeError: can only concatenate str (not \"int\") to str"

@@ -58,7 +58,8 @@ def _main():  # noqa: C901 - one function on purpose: its locals are what the ca
 
     # ---- everything used after the candidate's code starts, bound now --------------------------------------
     _write, _getpid, _exit, _exec, _compile = os.write, os.getpid, os._exit, exec, compile
-    _dumps, _encode, _decode, _ValueRefused = json.dumps, codec.encode, codec.decode, codec.ValueRefused
+    _encode, _decode, _ValueRefused = codec.encode, codec.decode, codec.ValueRefused
+    _json_str, _int_repr, _str_join, _tuple = json.encoder.encode_basestring_ascii, int.__repr__, str.join, tuple
     _type, _str, _repr, _len, _dict, _slice, _list = type, str, repr, len, dict, slice, list
     _range, _enumerate, _isinstance, _int = range, enumerate, isinstance, int
     _BaseException, _SyntaxError = BaseException, SyntaxError
@@ -76,10 +77,26 @@ def _main():  # noqa: C901 - one function on purpose: its locals are what the ca
     prefix = _str_encode("\n" + nonce + " ")
     del nonce
 
+    def as_json(x):
+        """JSON of a record (str, int, bool, None and lists of them) from bound C functions only: whatever the
+        program patched (json, builtins), the records stay well-formed."""
+        t = _type(x)
+        if t is _str:
+            return _json_str(x)
+        if x is None:
+            return "null"
+        if x is True or x is False:
+            return "true" if x else "false"
+        if t is _int:
+            return _int_repr(x)
+        if t is _list or t is _tuple:
+            return "[" + _str_join(",", [as_json(y) for y in x]) + "]"
+        return "null"  # not reached: records hold nothing else
+
     def emit(record):
         if _getpid() != me:  # a copy forked by the candidate: it never reports
             _exit(0)
-        data = _memoryview(prefix + _str_encode(_dumps(record), "utf-8", "replace") + b"\n")
+        data = _memoryview(prefix + _str_encode(as_json(record), "utf-8", "replace") + b"\n")
         while data:  # a pipe write can be cut short by a signal: finish it
             data = data[_write(fd, data):]
 
@@ -266,7 +283,7 @@ def _main():  # noqa: C901 - one function on purpose: its locals are what the ca
             test_codes.append(compiled(f"<test {i}>"))
         except (_SyntaxError, _ValueError) as e:
             test_codes.append(e)
-        test_args.append(tests[i][1])
+        test_args.append(tests[i][1:])
     del tests
     if setup:
         try:
@@ -312,6 +329,7 @@ def _main():  # noqa: C901 - one function on purpose: its locals are what the ca
             captures.append((j, got))
         return capture
 
+    shared = None
     for i in _range(_len(test_codes)):
         code = test_codes[i]
         emit(("begin", i))
@@ -322,14 +340,19 @@ def _main():  # noqa: C901 - one function on purpose: its locals are what the ca
                   []))
             continue
         captures = []
+        args, fresh = test_args[i]
         try:
             _setrecursionlimit(recursion_limit)
-            restore_modules()
-            test_namespace = _dict(program_namespace)
-            test_namespace["__builtins__"] = _dict(pristine)
+            if fresh or shared is None:  # input-only tests share one namespace, as EvalPlus runs its inputs
+                restore_modules()
+                test_namespace = _dict(program_namespace)
+                test_namespace["__builtins__"] = _dict(pristine)
+                shared = None if fresh else test_namespace
+            else:
+                test_namespace = shared
             test_namespace["_recursia_capture"] = capture_into(captures)
-            if test_args[i] is not None:
-                test_namespace["_recursia_args"] = _decode(test_args[i], 1 << 30)
+            if args is not None:
+                test_namespace["_recursia_args"] = _decode(args, 1 << 30)
             if setup_code is not None:
                 if _isinstance(setup_code, _BaseException):
                     raise setup_code
@@ -341,7 +364,6 @@ def _main():  # noqa: C901 - one function on purpose: its locals are what the ca
         else:
             record = ("test", i, "ok", captures)
         test_namespace = None
-        restore_modules()
         emit(record)
     emit(("end", _len(test_codes)))
     _exit(0)

@@ -75,6 +75,9 @@ class Test:
     code: str
     checks: tuple[Check, ...]
     args: tuple | None = field(default=None, compare=False)
+    # False: runs in the namespace the previous such test used (EvalPlus runs a split's inputs in one process,
+    # and a fresh namespace per input would cost more than the call); True: a fresh copy of the program's.
+    fresh: bool = True
 
     def __str__(self) -> str:
         return self.source
@@ -87,7 +90,7 @@ def call_test(entry_point: str, args: Sequence, *, expected: Any = MISSING, atol
     shown = source or f"{entry_point}(*{short(list(args), 120)})"
     return Test(source=shown, code=f"{CAPTURE}(0, lambda: {entry_point}(*{ARGS}))\n",
                 checks=(Check(leaves=(shown,), equal=True, expected=expected, atol=atol, rule=rule, group=group),),
-                args=tuple(args))
+                args=tuple(args), fresh=False)
 
 
 def value_test(call: str, source: str | None = None) -> Test:
