@@ -97,7 +97,8 @@ def _shape_problem(rec, full: bool) -> str | None:
                     return f"no {where}{key!r}"
                 continue
             value = obj[key]
-            if isinstance(value, bool) and kind is not bool and kind is not _NUM or not isinstance(value, kind):
+            # JSON's true/false are Python bools, which are ints too: a count given as true is still wrong.
+            if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
                 return f"{where}{key!r} is {json.dumps(value)[:40]}, not {getattr(kind, '__name__', 'a number')}"
         return None
 
