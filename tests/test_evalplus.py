@@ -236,6 +236,8 @@ def test_wrong_version_and_missing_file_are_one_clear_line(tmp_path):
     with pytest.raises(DataError, match=r"HumanEval\+ data not found .*HumanEvalPlus.jsonl.gz.*v0.1.10"):
         ep.load_humaneval_plus(tmp_path, "visible")
     assert set(ep.URLS) == {"humaneval+", "mbpp+"}
+    with pytest.raises(DataError, match="unknown protocol 'hidden'"):
+        ep.load_mbpp_plus(evalplus_data(), "hidden")
 
 
 # ---- canonical solutions against their own outputs ----------------------------------------------------------

@@ -43,10 +43,13 @@ import json
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import DataError
 from .iotest import ARGS, CAPTURE, MISSING, Test, Unconvertible, call_test, convert
+
+if TYPE_CHECKING:
+    from .tasks import CodeTask  # tasks.py imports this module lazily; the loaders import tasks lazily too
 
 HUMANEVAL_PLUS_FILE = "HumanEvalPlus.jsonl.gz"
 MBPP_PLUS_FILE = "MbppPlus.jsonl.gz"
@@ -267,6 +270,13 @@ def read_rows(path: Path) -> list[dict]:
     return rows
 
 
+def _check_protocol(protocol: str) -> None:
+    from .tasks import PROTOCOLS
+
+    if protocol not in PROTOCOLS:
+        raise DataError(f"unknown protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+
+
 # ----------------------------------------------------------------------------------------------------------
 # HumanEval+
 
@@ -277,13 +287,14 @@ def _humaneval_hidden(row: dict, groups: tuple[str, ...] = ("base", "plus")) -> 
                  for group in groups for inputs in row[f"{group}_input"])
 
 
-def load_humaneval_plus(data_dir: Path | None = None, protocol: str = "visible") -> list:
+def load_humaneval_plus(data_dir: Path | None = None, protocol: str = "visible") -> list[CodeTask]:
     """HumanEval+ v0.1.10 as CodeTasks ("humaneval+"): hidden = the base inputs then the plus inputs, each an
     EvalPlus comparison with the reference's output; visible = the prompt's docstring examples (as for
     HumanEval), or the hidden tests under protocol "all". The reference is EvalPlus's canonical solution, which
     is what its expected outputs come from."""
     from .tasks import CodeTask, doctest_asserts, examples_as_tests
 
+    _check_protocol(protocol)
     rows = read_rows(find_file(data_dir, HUMANEVAL_PLUS_FILE))
     tasks = []
     for row in rows:
@@ -398,7 +409,7 @@ def mbpp_prompt_example(prompt: str) -> str:
     return ("import math\n" if "math." in lines[0] else "") + lines[0]
 
 
-def load_mbpp_plus(data_dir: Path | None = None, protocol: str = "visible") -> list:
+def load_mbpp_plus(data_dir: Path | None = None, protocol: str = "visible") -> list[CodeTask]:
     """MBPP+ v0.2.0 as CodeTasks ("mbpp+").
 
     prompt: EvalPlus's `prompt` field as EvalPlus gives it to models (`prompt.strip() + "\\n"`: a docstring with
@@ -409,6 +420,7 @@ def load_mbpp_plus(data_dir: Path | None = None, protocol: str = "visible") -> l
     `mbpp_inputs`. reference: the canonical solution, a whole program."""
     from .tasks import CodeTask, _defined_names
 
+    _check_protocol(protocol)
     rows = read_rows(find_file(data_dir, MBPP_PLUS_FILE))
     tasks = []
     for row in rows:
