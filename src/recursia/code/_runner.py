@@ -100,7 +100,7 @@ def serve(sock_fd: int) -> None:
         try:
             msg, fds, _, _ = socket.recv_fds(sock, 16, 4)
         except InterruptedError:
-            continue
+            continue  # a signal while waiting: wait again
         if not msg:
             return  # the parent closed its end (or died): nothing more to run
         if len(fds) != 4:
@@ -121,7 +121,7 @@ def _reap() -> None:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            return  # no runner left to reap
         if pid == 0:
             return
 
@@ -223,7 +223,7 @@ def _libc():
     try:
         import ctypes
     except ImportError:
-        return None
+        return None  # said in the isolation text ("no ctypes"), with what that leaves out
     return ctypes.CDLL(None, use_errno=True)
 
 
@@ -277,7 +277,7 @@ def _unshare_as_root(libc, iso: Isolation) -> None:
     try:
         _call(libc, "unshare", CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS)
         done = {"pid", "net", "mount"}
-    except OSError:
+    except OSError:  # one of them is refused: try each, and say which is missing
         done = set()
         for flag, name in ((CLONE_NEWPID, "pid"), (CLONE_NEWNET, "net"), (CLONE_NEWNS, "mount")):
             try:
@@ -855,7 +855,7 @@ def _remove_cgroup(d: str) -> None:
             os.rmdir(d)
             return
         except FileNotFoundError:
-            return
+            return  # already removed
         except OSError:
             pass  # busy: processes are still in it (ending, or to be killed below)
         try:
