@@ -22,6 +22,7 @@ from pathlib import Path
 from ..errors import RecursiaError
 from .loop import Attempt, LoopResult, Refiner
 from .metrics import pass_at_k
+from .expected import ready
 from .sandbox import execute
 from .store import StoreError
 from .stats import mcnemar, mean_interval, wilson
@@ -220,7 +221,7 @@ def _hidden(task, program: str | None, cache: dict, limits) -> bool:
     if program is None:
         return False
     if program not in cache:
-        cache[program] = execute(program, task.hidden_tests, task.setup, limits).all_passed
+        cache[program] = execute(program, ready(task).hidden_tests, task.setup, limits).all_passed
     return cache[program]
 
 

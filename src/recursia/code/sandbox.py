@@ -52,8 +52,11 @@ class Limits:
     nofile: int = 64
     disk_mb: int = 64
     output_bytes: int = 65536
-    value_mb: int = 4    # the largest value one check may report (encoded); larger ones fail that test
-    result_mb: int = 64  # everything the run may write to its result pipe; past it the sample is tampered
+    # The largest value one check may report (encoded; larger ones fail that test), and all the run may write to
+    # its result pipe (past it the sample is failed as tampered). HumanEval+'s largest expected output is 11 MB
+    # (HumanEval/130), and HumanEval/15's 1,134 outputs come to 147 MB.
+    value_mb: int = 16
+    result_mb: int = 256
     namespaces: bool = True  # use pid/net/mount namespaces where the OS allows (False: only rlimits and uid)
     # Paths the program must not read: the benchmark's files, which hold the hidden tests and the reference
     # solutions (covered by an empty read-only tmpfs, or /dev/null for a file; needs the mount namespace).
@@ -224,7 +227,8 @@ def _result(rec: Records, limits: Limits) -> ExecResult:
     outcomes = rec.outcomes(complete and status == "ok", why or f"the run ended early ({status}: {message})",
                             etype)
     if status == "ok" and any(t.error_type == "MemoryError" for t in outcomes):
-        status = "memory"
+        status, etype = "memory", "MemoryError"
+        message = next(t.message for t in outcomes if t.error_type == "MemoryError")
     if status == "program_error" and etype == "MemoryError":
         status = "memory"
     return ExecResult(tests=outcomes, status=status, error_type=etype, message=message, line=line, seconds=0.0,
