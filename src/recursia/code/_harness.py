@@ -60,7 +60,7 @@ def _main():  # noqa: C901 - one function on purpose: its locals are what the ca
     _write, _getpid, _exit, _exec, _compile = os.write, os.getpid, os._exit, exec, compile
     _encode, _decode, _ValueRefused = codec.encode, codec.decode, codec.ValueRefused
     _json_str, _int_repr, _str_join, _tuple = json.encoder.encode_basestring_ascii, int.__repr__, str.join, tuple
-    _type, _str, _repr, _len, _dict, _slice, _list = type, str, repr, len, dict, slice, list
+    _type, _str, _len, _dict, _slice, _list = type, str, len, dict, slice, list
     _range, _enumerate, _isinstance, _int = range, enumerate, isinstance, int
     _BaseException, _SyntaxError = BaseException, SyntaxError
     _RuntimeError, _ValueError, _ImportError, _AttributeError = RuntimeError, ValueError, ImportError, AttributeError
@@ -325,7 +325,7 @@ def _main():  # noqa: C901 - one function on purpose: its locals are what the ca
                     got.append(("e", "ValueRefused", text(_str(e), 300), None, None, None))
                 except _BaseException as e:  # a value whose traversal raised (e.g. a dict changed meanwhile)
                     got.append(("e",) + describe(e))
-                e = None
+                    e = None  # the traceback would keep this frame (and so the harness) reachable
             captures.append((j, got))
         return capture
 

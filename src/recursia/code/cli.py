@@ -94,7 +94,7 @@ def _bench(bench: str) -> None:
     if not bench.strip():
         _fail(f"--bench is empty; give {', '.join(BENCHMARKS)} or a task JSONL file")
     if bench not in BENCHMARKS:
-        _in_file(Path(bench), f"--bench: task file")
+        _in_file(Path(bench), "--bench: task file")
 
 
 def _split_for(bench: str, split: str) -> Optional[str]:
@@ -144,6 +144,8 @@ def check_cmd(
                    f"{b['hidden_passed']}); {b['no_visible_test']} task(s) have no visible test; protocol "
                    f"{report['protocol']}")
     for row in report["tasks"]:
+        for dropped in row.get("dropped_tests", []):
+            typer.echo(f"  {row['task_id']}: test left out: {dropped}")
         for skipped in row["skipped_examples"]:
             typer.echo(f"  {row['task_id']}: docstring example {skipped['example']!r} is not a test: "
                        f"{skipped['reason']}")
@@ -278,7 +280,6 @@ def eval_cmd(
     baseline, halting reasons, calls/tokens/seconds per task, 95% intervals. Ctrl-C loses nothing: --resume.
     A task whose every model call failed is not scored (it runs again on --resume); exit status 1 when that was
     every task run."""
-    import json
     import time
 
     from .backends import GenerationConfig, make_backend

@@ -71,28 +71,50 @@ def _fill(task, key: str, limits):
                                                                      for c in t.checks)]
     unique = list({(t.code, _args_key(t)): t for t in todo}.values())
     path = cache_dir() / f"{key}.json"
-    values = _read_cache(path, len(unique))
-    if values is None:
-        probes = [replace(t, checks=tuple(Check(leaves=c.leaves, expr="_v(0) is not _NOTHING") for c in t.checks))
-                  for t in unique]
-        limits = limits or Limits(timeout_s=max(60.0, 0.05 * len(probes)), cpu_s=600)
-        result = execute(program, probes, task.setup, limits)
-        values = []
-        for k, outcome in enumerate(result.tests):
-            if not outcome.passed:
-                raise DataError(f"{task.task_id}: the reference solution fails on its own test {k} "
-                                f"({unique[k].source[:80]}): {outcome.error_type}: {outcome.message}; "
-                                f"run status {result.status}")
-            values.append([leaves[0] for leaves in outcome.values])
-        _write_cache(path, values)
+    cached = _read_cache(path, len(unique))
+    if cached is None:
+        # The oracle is trusted, and EvalPlus gives it 4 GB: more than a candidate gets by default.
+        limits = limits or Limits(timeout_s=max(120.0, 0.05 * len(unique)), cpu_s=600, memory_mb=4096)
+        cached = _run_oracle(task, program, unique, limits, execute)
+        _write_cache(path, cached)
+    values, dropped = cached
     by_key = {(t.code, _args_key(t)): v for t, v in zip(unique, values)}
     waiting = {id(t) for t in todo}
 
     def fill(tests):
-        out = [with_expected(t, by_key[(t.code, _args_key(t))]) if id(t) in waiting else t for t in tests]
+        out = [with_expected(t, by_key[(t.code, _args_key(t))]) if id(t) in waiting else t for t in tests
+               if id(t) not in waiting or by_key[(t.code, _args_key(t))] is not None]
         return tuple(finalize(out))
 
-    return replace(task, hidden_tests=fill(task.hidden_tests), visible_tests=fill(task.visible_tests))
+    return replace(task, hidden_tests=fill(task.hidden_tests), visible_tests=fill(task.visible_tests),
+                   dropped_tests=task.dropped_tests + tuple(dropped))
+
+
+def _run_oracle(task, program: str, unique: list, limits, execute) -> tuple[list, list]:
+    """(expected values per test, None for a dropped one; why each was dropped). A test whose expected output
+    is too large to cross the sandbox's wall (or to build in memory) cannot be judged outside it: it is dropped
+    and said so (`recursia code check` lists them); any other failure of the oracle is an error."""
+    values: list = [None] * len(unique)
+    dropped: list[str] = []
+    left = list(range(len(unique)))
+    while left:
+        probes = [replace(unique[k], checks=tuple(Check(leaves=c.leaves, expr="_v(0) is not _NOTHING")
+                                                  for c in unique[k].checks)) for k in left]
+        result = execute(program, probes, task.setup, limits)
+        bad = next((j for j, o in enumerate(result.tests) if not o.passed), None)
+        for j, outcome in enumerate(result.tests[:bad]):
+            values[left[j]] = [leaves[0] for leaves in outcome.values]
+        if bad is None:
+            break
+        outcome, k = result.tests[bad], left[bad]
+        if outcome.error_type not in ("ValueRefused", "MemoryError") and result.status != "memory":
+            raise DataError(f"{task.task_id}: the reference solution fails on its own test {k} "
+                            f"({unique[k].source[:80]}): {outcome.error_type}: {outcome.message}; "
+                            f"run status {result.status}")
+        dropped.append(f"{unique[k].source[:100]}: the expected output is too large to judge outside the sandbox "
+                       f"({outcome.message or result.message})"[:400])
+        left = left[bad + 1:]
+    return values, dropped
 
 
 def _args_key(t: Test) -> str:
@@ -106,18 +128,21 @@ def _read_cache(path: Path, n: int):
         return None
     except (OSError, ValueError):
         return None  # unreadable or torn: computed again, and rewritten
-    if not isinstance(data, list) or len(data) != n:
+    if not isinstance(data, dict) or not isinstance(data.get("values"), list) or len(data["values"]) != n:
         return None
-    return [[decode(x, 1 << 30) for x in row] for row in data]
+    values = [None if row is None else [decode(x, 1 << 30) for x in row] for row in data["values"]]
+    return values, [str(d) for d in data.get("dropped", [])]
 
 
-def _write_cache(path: Path, values: list) -> None:
+def _write_cache(path: Path, cached: tuple) -> None:
     """Atomic (a temporary file renamed); a cache that cannot be written only costs the next run time."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".expected-")
         with os.fdopen(fd, "w") as f:
-            json.dump([[encode(x, 1 << 30) for x in row] for row in values], f)
+            values, dropped = cached
+            json.dump({"values": [None if row is None else [encode(x, 1 << 30) for x in row] for row in values],
+                       "dropped": dropped}, f)
         os.replace(tmp, path)
     except OSError as e:
         import warnings

@@ -42,7 +42,9 @@ STATUSES = ("ok", "syntax_error", "program_error", "timeout", "memory", "crash",
 @dataclass(frozen=True)
 class Limits:
     """What one run may use. timeout_s is wall clock for the whole run (the candidate and everything it forked
-    are killed past it); the others are per-process resource limits, disk_mb the size of the tmpfs work dir."""
+    are killed past it); memory_mb, nproc and cpu_s bound the whole sample, all its processes together (a
+    cgroup, or the runner's watchdog where none can be made; the result's isolation text says which), with
+    per-process rlimits as a second bound; disk_mb is the size of the tmpfs work dir."""
 
     timeout_s: float = 10.0
     cpu_s: int = 10
@@ -58,6 +60,7 @@ class Limits:
     value_mb: int = 16
     result_mb: int = 256
     namespaces: bool = True  # use pid/net/mount namespaces where the OS allows (False: only rlimits and uid)
+    cgroup: bool = True  # a cgroup per run where the OS allows (False: per-process limits + the runner's watchdog)
     # Paths the program must not read: the benchmark's files, which hold the hidden tests and the reference
     # solutions (covered by an empty read-only tmpfs, or /dev/null for a file; needs the mount namespace).
     hide: tuple[str, ...] = ()

@@ -50,7 +50,7 @@ def check_references(tasks: Sequence[CodeTask], workers: int = 2, limits: Limits
                      "hidden_passed": hidden_ok, "visible_tests": nv, "hidden_tests": len(task.hidden_tests),
                      "skipped_examples": [{"example": e, "reason": HUMANEVAL_SKIPPED_EXAMPLES.get(
                          (task.task_id, e), "not valid Python")} for e in task.skipped_examples],
-                     "known_failure": known,
+                     "known_failure": known, "dropped_tests": list(task.dropped_tests),
                      "signature": result.signature(), "failures": _failures(result, nv)})
     return {"protocol": tasks[0].protocol if tasks else None, "benchmarks": dict(per_bench),
             "without_reference": len(tasks) - len(runnable), "seconds": seconds, "workers": workers,

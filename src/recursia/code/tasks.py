@@ -63,6 +63,7 @@ class CodeTask:
     # The trusted program whose outputs are the expected values of `equal` checks (EvalPlus inputs), run once
     # and cached (expected.py); None: the reference.
     oracle: str | None = None
+    dropped_tests: tuple[str, ...] = ()  # tests left out, each with the reason (expected.py)
     protocol: str = "visible"
     skipped_examples: tuple[str, ...] = ()  # HumanEval docstring examples not made into tests (see above)
 

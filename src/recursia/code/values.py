@@ -10,7 +10,9 @@ limits on depth and size, and no pickle: a forged message is at worst a claim ab
 The format is JSON: None, bool, str and small ints as themselves, floats as numbers, everything else as an
 array whose first item is a tag: ["l", ...] list, ["t", ...] tuple, ["s", ...] set, ["f", ...] frozenset,
 ["d", k1, v1, k2, v2, ...] dict, ["i", "-1f"] big int in hex, ["x", "nan" | "inf" | "-inf"] special float,
-["c", re, im] complex, ["b", "00ff"] bytes, ["r", start, stop, step] range, ["g", ...] an iterator (a generator,
+["c", re, im] complex, ["b", "00ff"] bytes, ["r", start, stop, step] range, ["o", "Match", true] any other
+object, as an `Opaque` stand-in that knows its type's name and truth value and equals nothing but itself (so
+`assert f(x)` and `f(x) is not None` hold as in Python, and no `__eq__` of the program's ever runs), ["g", ...] an iterator (a generator,
 map, zip, ...), read to its end in the sandbox and rebuilt as an iterator over those items, so that
 `list(f(x)) == [...]` holds as it would in Python while `f(x) == [...]` stays false.
 
@@ -29,6 +31,22 @@ COLLISION_CHECK = 64         # containers with more items are checked for crafte
 
 class ValueRefused(ValueError):
     """The value is not a plain value, or is too deep or too large."""
+
+
+class Opaque:
+    """An object of a type outside the closed set, as the parent sees it: its type's name and whether it was
+    true. It equals only itself, hashes by identity, and is never None."""
+
+    __slots__ = ("type_name", "truth")
+
+    def __init__(self, type_name: str, truth: bool):
+        self.type_name, self.truth = type_name, truth
+
+    def __bool__(self) -> bool:
+        return self.truth
+
+    def __repr__(self) -> str:
+        return f"<{self.type_name} object>"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -79,8 +97,7 @@ def _enc(v, depth, count):
     numpy_scalar = _numpy_scalar(v)
     if numpy_scalar is not None:
         return _enc(numpy_scalar, depth, count)
-    raise ValueRefused(f"returned a {_type_name(t)}, which is not a plain value (use None, bool, int, float, "
-                       "complex, str, bytes, or lists, tuples, dicts and sets of them)")
+    return ["o", _type_name(t)[:100], bool(v)]
 
 
 def _dict_kinds() -> tuple:
@@ -179,6 +196,8 @@ def _dec(v, depth, count):
         if type(re_) is not float or type(im) is not float:
             raise ValueRefused("a complex needs two floats")
         return complex(re_, im)
+    if tag == "o" and len(items) == 2 and type(items[0]) is str and type(items[1]) is bool:
+        return Opaque(items[0][:100], items[1])
     if tag == "b" and len(items) == 1 and type(items[0]) is str:
         try:
             return bytes.fromhex(items[0])
