@@ -75,6 +75,17 @@ def test_a_failing_visible_test_says_what_the_call_returned():
     assert execute("def add(a, b):\n    return a + b\n", ["assert add(1, 2) == 3"]).all_passed
 
 
+def test_head_of_is_derived_from_the_program():
+    prog = 'import math\n\ndef f(x):\n    """Doc."""\n    return x\n'
+    assert head_of(prog, "f") == 'import math\n\ndef f(x):\n    """Doc."""\n'
+
+
+def test_probe_calls_from_tests_and_prompt():
+    task = CodeTask(task_id="p", benchmark="unit", prompt="f(3) == 9 and for example f([1, (2)]) is fine",
+                    entry_point="f", visible_tests=("assert f(2) == 4",), hidden_tests=())
+    assert probe_calls(task) == ["f(2)", "f(3)", "f([1, (2)])"]
+
+
 # ---------------------------------------------------------------------------------------------------- halting
 def test_halt_rule_parse_and_errors():
     r = CodeHaltRule.parse("pass,stuck=2,tokens=4000,seconds=30,agree=2")
