@@ -42,6 +42,7 @@ class Records:
         self.results: dict[int, list] = {}
         self.end: int | None = None
         self.tampered: str | None = None
+        self.torn = False
         self.total = 0
 
     # ---- reading -------------------------------------------------------------------------------------------
@@ -65,7 +66,8 @@ class Records:
             if len(buf) > self.max_line:
                 self._tamper(f"a line of more than {self.max_line:,} bytes on the result pipe")
                 buf = b""
-        self._line(buf)
+        if buf:  # a record cut short: a run killed while writing (then it failed already), else tampering
+            self.torn = True
 
     def _tamper(self, why: str) -> None:
         if self.tampered is None:

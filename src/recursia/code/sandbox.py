@@ -202,6 +202,8 @@ def _result(rec: Records, limits: Limits) -> ExecResult:
     if rec.prog is not None and rec.prog[0] in ("syntax_error", "program_error"):
         status, etype, message, line, lineno = rec.prog[0], rec.prog[1], rec.prog[2], rec.prog[3], rec.prog[4]
     out_of_cpu = how == "signaled" and code in (9, 24) and (rec.cpu or 0) >= limits.cpu_s - 0.05
+    if complete and rec.torn:
+        rec.tampered = rec.tampered or "a partial line on the result pipe after the final record"
     if complete and how == "exited" and code != 0:
         rec.tampered = rec.tampered or f"the process exited with status {code} after its final record"
     if rec.tampered:
