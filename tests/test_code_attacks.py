@@ -104,7 +104,8 @@ def test_oversized_and_overdeep_values_fail_their_test_only():
     program = ("def big():\n    return 'x' * (5 << 20)\n"
                "def deep():\n    v = []\n    for _ in range(200):\n        v = [v]\n    return v\n"
                "def ok():\n    return 1\n")
-    r = execute(program, ["assert big() == ''", "assert deep() == []", "assert ok() == 1"], limits=FAST)
+    r = execute(program, ["assert big() == ''", "assert deep() == []", "assert ok() == 1"],
+                limits=Limits(timeout_s=10, cpu_s=10, value_mb=4))
     assert [t.passed for t in r.tests] == [False, False, True] and r.status == "ok", r.to_dict()
     assert "too large" in r.tests[0].message and "nested" in r.tests[1].message
 
