@@ -279,14 +279,15 @@ def test_a_forked_copy_never_reports():
 
 
 def test_a_value_whose_eq_is_always_true_never_passes():
-    """The comparison is made in the parent on plain values: an object with its own __eq__ cannot be returned
-    (nor an int or str subclass carrying one)."""
+    """The comparison is made in the parent on plain values: an object with its own __eq__ (or an int subclass
+    carrying one) travels only as its type's name and truth value, so its __eq__ never runs."""
     for program in ("class Any:\n    def __eq__(self, other):\n        return True\ndef f(x):\n    return Any()\n",
                     "class Int(int):\n    def __eq__(self, other):\n        return True\n    __hash__ = int.__hash__\n"
                     "def f(x):\n    return Int(x)\n"):
         r = execute(program, TESTS, limits=FAST)
-        assert_faked_nothing(r)
-        assert {t.error_type for t in r.tests} == {"ValueRefused"}, r.to_dict()
+        assert_faked_nothing(r)  # it arrives as an opaque stand-in that equals nothing but itself
+        assert r.tests[0].message in ("f(1) returned <Any object>, expected 2",
+                                      "f(1) returned <Int object>, expected 2"), r.to_dict()
 
 
 def test_killing_the_parent_and_every_pid():

@@ -97,8 +97,10 @@ def test_a_model_gives_the_same_logits_and_gradients_through_either_backend(mixe
                      {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None})
     assert torch.allclose(got["onednn"][0], got["aten"][0], rtol=1e-4, atol=1e-5)
     assert got["onednn"][1].keys() == got["aten"][1].keys() and len(got["aten"][1]) > 4
+    # fp32 sums in another order: on AVX-512 the gradients agreed within 1e-6 of their largest entry; oneDNN's
+    # AVX2 kernels (a CPU without AVX-512) differ by up to 3e-6 of it (one entry of 42,496 past 1e-6).
     for k, ref in got["aten"][1].items():
-        assert torch.allclose(got["onednn"][1][k], ref, rtol=1e-3, atol=1e-6 * ref.abs().max()), k
+        assert torch.allclose(got["onednn"][1][k], ref, rtol=1e-3, atol=1e-5 * ref.abs().max()), k
 
 
 @needs_onednn
