@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import processes_with
+
 RUNNER = Path(__file__).resolve().parents[1] / "src" / "recursia" / "code" / "_runner.py"
 CHECKOUT = Path(__file__).resolve().parents[1]
 LIMITS = {"timeout_s": 20.0, "cpu_s": 10, "memory_mb": 1024, "nproc": 64, "file_mb": 16, "nofile": 64,
@@ -366,9 +368,9 @@ def test_nothing_is_left_after_the_parent_is_killed(server):
         kind, pid = child.stdout.readline().split()
         runners += [int(pid)] if kind == "runner" else []
         started += kind == "pid"
-    while not _processes_with(marker) and time.monotonic() < deadline:
+    while not processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)  # the candidates' sleeping children are up
-    assert started == 2 and _processes_with(marker), "the runs did not start"
+    assert started == 2 and processes_with(marker), "the runs did not start"
     assert any(Path("/tmp").glob(f"recursia-sandbox-{r}-*") for r in runners), "no host work dir to clean up"
     servers = {int(Path(f"/proc/{r}/stat").read_text().rsplit(")", 1)[1].split()[1]) for r in runners}
     child.kill()
@@ -376,25 +378,13 @@ def test_nothing_is_left_after_the_parent_is_killed(server):
     left = []
     for _ in range(60):
         time.sleep(0.1)
-        left = ([f"process {p}" for p in _processes_with(marker) + [r for r in runners if _alive(r)]]
+        left = ([f"process {p}" for p in processes_with(marker) + [r for r in runners if _alive(r)]]
                 + [f"fork server {p}" for p in servers if _alive(p)]
                 + [str(p) for r in runners for p in Path("/tmp").glob(f"recursia-sandbox-{r}-*")]
                 + [str(p) for r in runners for p in _cgroup_dirs(f"recursia-sandbox-{r}")])
         if not left:
             break
     assert not left, f"left behind 6 s after the parent was killed: {left}"
-
-
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
-                    found.append(int(entry))
-            except OSError:
-                continue  # the process ended while we looked
-    return found
 
 
 def _alive(pid: int) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import processes_with
 from recursia.code.iotest import Unconvertible
 from recursia.code.sandbox import ExecResult, Limits, TestOutcome, execute, execute_many
 
@@ -302,18 +303,6 @@ def test_killing_the_parent_and_every_pid():
     usable()
 
 
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
-                    found.append(int(entry))
-            except OSError:
-                continue  # the process ended while we looked
-    return found
-
-
 def test_no_child_outlives_the_run():
     marker = f"recursia-orphan-{uuid.uuid4().hex}"
     program = WRONG + ("import os, sys\nfor _ in range(3):\n    if os.fork() == 0:\n        os.setsid()\n"
@@ -324,7 +313,7 @@ def test_no_child_outlives_the_run():
         r = execute(program, TESTS, limits=limits)
         assert_faked_nothing(r)
         time.sleep(0.2)
-        assert _processes_with(marker) == [], f"a child outlived the run ({r.isolation})"
+        assert processes_with(marker) == [], f"a child outlived the run ({r.isolation})"
 
 
 def test_filling_the_disk():
