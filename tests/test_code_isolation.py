@@ -344,7 +344,8 @@ def test_the_parent_reads_memory_and_cpu_bounds_as_such():
 
 # ---- 5. nothing left behind ------------------------------------------------------------------------------------
 KILLED_PARENT = """
-import runpy, sys, threading
+import os, runpy, sys, threading
+sys.path.insert(0, os.path.dirname(sys.argv[1]))  # for its `from conftest import ...`
 mod = runpy.run_path(sys.argv[1])
 server = mod["Server"](mod["Path"](sys.argv[2]))
 attack = "import subprocess, sys\\nsubprocess.run([sys.executable, '-c', 'import time; time.sleep(60)', %r])\\n"

@@ -45,7 +45,7 @@ def _main():  # noqa: C901 - one function on purpose: its locals are what the ca
     sys.path.extend(paths)  # site-packages, without running their .pth files (-S: a faster start)
     codec = type(sys)("_recursia_values")  # values.py, compiled by the parent: the candidate cannot replace it
     exec(marshal.loads(codec_code), codec.__dict__)
-    import json
+    import _json  # the C string quoter alone: `json` would import `re`, some 20 ms of every start
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
@@ -58,8 +58,8 @@ def _main():  # noqa: C901 - one function on purpose: its locals are what the ca
 
     # ---- everything used after the candidate's code starts, bound now --------------------------------------
     _write, _getpid, _exit, _exec, _compile = os.write, os.getpid, os._exit, exec, compile
-    _encode, _decode, _ValueRefused = codec.encode, codec.decode, codec.ValueRefused
-    _json_str, _int_repr, _str_join, _tuple = json.encoder.encode_basestring_ascii, int.__repr__, str.join, tuple
+    _encode, _ValueRefused, _loads = codec.encode, codec.ValueRefused, marshal.loads
+    _json_str, _int_repr, _str_join, _tuple = _json.encode_basestring_ascii, int.__repr__, str.join, tuple
     _type, _str, _len, _dict, _slice, _list = type, str, len, dict, slice, list
     _range, _enumerate, _isinstance, _int = range, enumerate, isinstance, int
     _BaseException, _SyntaxError = BaseException, SyntaxError
@@ -352,7 +352,7 @@ def _main():  # noqa: C901 - one function on purpose: its locals are what the ca
                 test_namespace = shared
             test_namespace["_recursia_capture"] = capture_into(captures)
             if args is not None:
-                test_namespace["_recursia_args"] = _decode(args, 1 << 30)
+                test_namespace["_recursia_args"] = _loads(args)  # from the parent: plain values, fresh
             if setup_code is not None:
                 if _isinstance(setup_code, _BaseException):
                     raise setup_code

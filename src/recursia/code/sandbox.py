@@ -31,7 +31,6 @@ from typing import Sequence
 from ..errors import RecursiaError
 from .channel import Records
 from .iotest import Test, convert
-from .values import encode
 
 HERE = Path(__file__).resolve().parent
 RUNNER, HARNESS, CODEC = HERE / "_runner.py", HERE / "_harness.py", HERE / "values.py"
@@ -151,7 +150,7 @@ def execute(program: str, tests: Sequence[Test | str], setup: str = "", limits: 
     tests = [t if isinstance(t, Test) else convert(t, names, setup) for t in tests]
     nonce, runner_nonce = secrets.token_hex(16), secrets.token_hex(16)
     value_bytes = limits.value_mb << 20
-    payload = marshal.dumps((program, [(t.code, None if t.args is None else encode(t.args, 1 << 30), t.fresh) for t in tests],
+    payload = marshal.dumps((program, [(t.code, None if t.args is None else marshal.dumps(t.args), t.fresh) for t in tests],
                              setup, nonce, 3, PRELOAD, list(_site_paths()), _codec_code(), value_bytes))
     job = marshal.dumps({"nonce": nonce, "runner_nonce": runner_nonce, "payload": payload,
                          "python": sys.executable, "harness": _harness_file(), "expose": [],
