@@ -1,10 +1,9 @@
-"""CPU training step and 16-step solve of one commit against another, timed the same way in one run (issue 11,
-item 5).
+"""CPU training step and 16-step solve of one commit against another, timed the same way in one run.
 
     git worktree add /tmp/recursia-becd225 becd225
     python benchmarks/cpu_speed.py --base /tmp/recursia-becd225 [--threads 1 2] [--rounds 5]
 
-The workload is issue 11's: TRM-MLP, hidden 128, batch 32, T=3 n=6, fp32. The training step is what
+The workload: TRM-MLP, hidden 128, batch 32, T=3 n=6, fp32. The training step is what
 `Trainer.train_step` does (deep-supervision step, backward, AdamATan2, SignSGD on the puzzle embedding, EMA)
 on seeded random puzzles; the solve is `Solver.solve_batch` on one 17-clue Sudoku with all 16 supervision
 steps. Each measurement is a fresh subprocess that imports the commit's `src/` (PYTHONPATH), so both commits

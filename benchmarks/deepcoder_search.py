@@ -1,5 +1,5 @@
 """The enumerative DeepCoder baseline on a test file: solve rate overall and by program length, at a fixed time
-per task (issue #9 item 5: the figure a network must beat at equal time).
+per task (the figure a network must beat at equal time).
 
     python benchmarks/deepcoder_search.py [--file ../shared/data/exedec/deepcoder/NONE.jsonl]
                                           [--time-limit 1 5] [--limit 0] [--json OUT.json]

@@ -1,5 +1,5 @@
-"""The DeepCoder model against the enumerative baseline on a test file, in one process, at equal time per task
-(issue #9 item 5): the figure that says whether the network is worth having.
+"""The DeepCoder model against the enumerative baseline on a test file, in one process, at equal time per task:
+the figure that says whether the network is worth having.
 
     python benchmarks/deepcoder_vs_search.py MODEL [--file ../shared/data/exedec/deepcoder/NONE.jsonl]
         [--candidates 1 10] [--halt verified] [--limit 0] [--threads 1] [--json OUT.json]

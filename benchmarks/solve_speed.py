@@ -1,4 +1,4 @@
-"""CPU time to solve puzzles with a model, per inference-time halting rule (issue #4 item 8, issue #5 item 4).
+"""CPU time to solve puzzles with a model, per inference-time halting rule.
 
     python benchmarks/solve_speed.py [--preset sudoku-mlp | --checkpoint RUN] [--file PUZZLES] [--halt all stable=2]
                                      [--repeats 5] [--threads 2] [--dtype float32]

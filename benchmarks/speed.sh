@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Training speed of the paper presets (issue #4 targets), one JSON file per row of docs/benchmarks.md.
+# Training speed of the paper presets, one JSON file per row of docs/benchmarks.md.
 #   bash benchmarks/speed.sh [OUT_DIR] [extra overrides...]      e.g. bash benchmarks/speed.sh bench train.compile=true
 # Needs a GPU for meaningful figures; on a CPU it runs, slowly. Uses generated puzzles and mazes (speed depends
 # on shapes and halting, not on which puzzles).

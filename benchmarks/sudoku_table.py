@@ -1,4 +1,4 @@
-"""A Sudoku model's accuracy by difficulty, on the three sources of heldout-1000, and its solve time (issue #11).
+"""A Sudoku model's accuracy by difficulty, on the three sources of heldout-1000, and its solve time.
 
     python benchmarks/sudoku_table.py [MODEL] [--heldout ../shared/data/sudoku-extreme-1k/heldout-1000.csv]
                                       [--per-level 200] [--levels 36 40 45 50 54 56 58]
