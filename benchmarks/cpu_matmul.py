@@ -2,7 +2,7 @@
 
     python benchmarks/cpu_matmul.py [--threads 1] [--reps 30]
 
-For each shape of the issue-11 workload (TRM-MLP, hidden 128, batch 32 or 1, 97 tokens) it times the forward
+For each shape of the CPU speed workload (TRM-MLP, hidden 128, batch 32 or 1, 97 tokens) it times the forward
 product and the two gradient products of a linear layer both ways in the same process, alternating, and
 prints GFLOP/s and the ratio oneDNN / ATen, with the largest relative difference between the two results.
 """
