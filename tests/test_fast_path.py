@@ -1,6 +1,6 @@
 """The inference fast path (in-place SwiGLU and norms outside autograd, packed oneDNN weights) computes the same
 bits as the autograd path; with RECURSIA_CPU_MATMUL=aten that is the arithmetic of commit becd225
-(benchmarks/cpu_speed.py checks the two commits against each other on the issue-11 workload)."""
+(benchmarks/cpu_speed.py checks the two commits against each other on its CPU workload)."""
 
 from __future__ import annotations
 
