@@ -222,8 +222,7 @@ def _hidden(task, program: str | None, cache: dict, limits) -> bool:
     if program is None:
         return False
     if program not in cache:
-        cache[program] = execute(program, ready(task).hidden_tests, task.setup,
-                                 hidden_limits(task, limits)).all_passed
+        cache[program] = execute(program, task.hidden_tests, task.setup, hidden_limits(task, limits)).all_passed
     return cache[program]
 
 
@@ -250,6 +249,7 @@ def _baseline(refiner: Refiner, task, first: Attempt, budget: int, s: EvalSettin
 
 def evaluate_task(refiner: Refiner, task, s: EvalSettings, sample: int) -> dict:
     start = time.perf_counter()
+    task = ready(task)  # expected values for the loop's tests and the hidden ones, once for the whole task
     res = refiner.solve(task, seed=s.seed * 100 + sample)
     limits = refiner.cfg.limits
     cache: dict = {}

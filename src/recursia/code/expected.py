@@ -67,9 +67,9 @@ def _fill(task, key: str, limits):
     program = task.oracle or task.reference
     if not program:
         raise DataError(f"{task.task_id}: its tests compare with a reference solution, and it has none")
-    todo = [t for t in task.hidden_tests + task.visible_tests if any(c.equal and c.expected is MISSING
-                                                                     for c in t.checks)]
-    unique = list({(t.code, _args_key(t)): t for t in todo}.values())
+    keys = {id(t): (t.code, _args_key(t)) for t in task.hidden_tests + task.visible_tests
+            if any(c.equal and c.expected is MISSING for c in t.checks)}  # inputs encoded once per test
+    unique = list({keys[i]: t for t in task.hidden_tests + task.visible_tests if (i := id(t)) in keys}.values())
     path = cache_dir() / f"{key}.json"
     cached = _read_cache(path, len(unique))
     if cached is None:
@@ -78,12 +78,12 @@ def _fill(task, key: str, limits):
         cached = _run_oracle(task, program, unique, limits, execute)
         _write_cache(path, cached)
     values, dropped = cached
-    by_key = {(t.code, _args_key(t)): v for t, v in zip(unique, values)}
-    waiting = {id(t) for t in todo}
+    by_key = {keys[id(t)]: v for t, v in zip(unique, values)}
 
     def fill(tests):
-        out = [with_expected(t, by_key[(t.code, _args_key(t))]) if id(t) in waiting else t for t in tests
-               if id(t) not in waiting or by_key[(t.code, _args_key(t))] is not None]
+        expected = [by_key[keys[id(t)]] if id(t) in keys else None for t in tests]
+        out = [with_expected(t, e) if e is not None else t for t, e in zip(tests, expected)
+               if id(t) not in keys or e is not None]  # a dropped test (None) leaves the task
         return tuple(finalize(out))
 
     return replace(task, hidden_tests=fill(task.hidden_tests), visible_tests=fill(task.visible_tests),

@@ -285,7 +285,7 @@ def judge(check: Check, leaves: list, args: tuple | None = None) -> tuple[bool, 
                 check_collisions_deep(leaf[1])
         if check.equal:
             if check.expected is MISSING:
-                raise RuntimeError("expected values were not computed (call expected.fill first)")
+                raise RuntimeError("expected values were not computed (call expected.ready(task) first)")
             out = value(0)
             if check.atol or check.rule:
                 from .evalplus import outputs_match

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from ..errors import ConfigError
 from . import prompts
 from .backends import Backend, BackendError
+from .expected import ready
 from .extract import extract_program, normalized
 from .iotest import Test, defines_test, value_test
 from .sandbox import Limits, execute
@@ -281,6 +282,7 @@ class Refiner:
 
     def solve(self, task, seed: int = 0) -> LoopResult:
         cfg, mode = self.cfg, self.backend.mode
+        task = ready(task)  # protocol `all` shows tests whose expected values come from the reference
         start = time.perf_counter()
         res = LoopResult([], "", 0, 0, 0, 0.0, [], [])
         probes = probe_calls(task) if cfg.halt.agree else []

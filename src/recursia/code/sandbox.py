@@ -150,11 +150,11 @@ def execute(program: str, tests: Sequence[Test | str], setup: str = "", limits: 
     tests = [t if isinstance(t, Test) else convert(t, names, setup) for t in tests]
     nonce, runner_nonce = secrets.token_hex(16), secrets.token_hex(16)
     value_bytes = limits.value_mb << 20
-    payload = marshal.dumps((program, [(t.code, None if t.args is None else marshal.dumps(t.args), t.fresh) for t in tests],
-                             setup, nonce, 3, PRELOAD, list(_site_paths()), _codec_code(), value_bytes))
+    specs = [(t.code, None if t.args is None else marshal.dumps(t.args), t.fresh) for t in tests]
+    payload = marshal.dumps((program, specs, setup, nonce, 3, PRELOAD, list(_site_paths()), _codec_code(),
+                             value_bytes))
     job = marshal.dumps({"nonce": nonce, "runner_nonce": runner_nonce, "payload": payload,
-                         "python": sys.executable, "harness": _harness_file(), "expose": [],
-                         "namespaces": limits.namespaces,
+                         "python": sys.executable, "harness": _harness_file(), "namespaces": limits.namespaces,
                          "limits": {k: v for k, v in asdict(limits).items() if k != "namespaces"}})
     t0 = time.monotonic()
     records = Records(nonce, runner_nonce, tests, max_line=value_bytes * 2 + 65536, max_total=limits.result_mb << 20)
