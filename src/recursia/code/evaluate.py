@@ -44,6 +44,7 @@ class EvalSettings:
     temperature: float = 0.0
     refine_temperature: float = 0.7
     sample_temperature: float = 0.8
+    restart: str = "never"
     baseline: bool = True
     seed: int = 0
     max_tokens: int = 384
@@ -54,7 +55,7 @@ class EvalSettings:
 
     # What must match for `--resume` to add records to the same run.
     IDENTITY = ("bench", "split", "protocol", "backend", "depth", "samples", "n", "T", "halt", "refine_sees_x",
-                "temperature", "refine_temperature", "sample_temperature", "baseline", "seed", "max_tokens",
+                "temperature", "refine_temperature", "sample_temperature", "restart", "baseline", "seed", "max_tokens",
                 "depth_policy", "skills")
 
 
@@ -269,7 +270,8 @@ def evaluate_task(refiner: Refiner, task, s: EvalSettings, sample: int) -> dict:
 
 def _check_config(run: Path, s: EvalSettings) -> dict:
     saved = read_config(run)
-    diff = [k for k in EvalSettings.IDENTITY if saved.get(k) != getattr(s, k)]
+    # A key added since the run was made reads as its default (`restart`: older runs never restarted).
+    diff = [k for k in EvalSettings.IDENTITY if saved.get(k, getattr(EvalSettings, k, None)) != getattr(s, k)]
     if diff:
         raise RecursiaError(f"--resume {run}: the run was made with different settings ("
                             + ", ".join(f"{k}: {saved.get(k)!r} there, {getattr(s, k)!r} now" for k in diff)

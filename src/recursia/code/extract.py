@@ -3,7 +3,8 @@
 Replies come in every shape: a fenced block after some prose, several blocks, a bare function with a sentence
 before and after it, or (from a base model continuing a prompt) the rest of a function body. `extract_program`
 tries each shape and keeps the first candidate that parses and defines the entry point; a reply with none is
-`None`, which the loop records as the error signature "unusable reply" instead of crashing.
+`None`, which the loop records as the error signature "unusable reply" instead of crashing. The program is
+then sanitised (`sanitize`) as EvalPlus does before scoring, in every arm alike.
 """
 
 from __future__ import annotations
@@ -52,12 +53,66 @@ def _bare_code(text: str) -> str:
     return ""
 
 
+def _bound_names(node: ast.stmt) -> list[str]:
+    """The module-level names a kept statement binds (a def, a class, or an assignment to plain names)."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    names = []
+    for t in targets:
+        elts = t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]
+        if not all(isinstance(e, ast.Name) for e in elts):
+            return []
+        names += [e.id for e in elts]
+    return names
+
+
+def sanitize(code: str, entry_point: str) -> str:
+    """The reply as EvalPlus users expect it scored: imports, and the functions, classes and module-level
+    assignments that the entry point reaches (through the names it uses, transitively); top-level tests,
+    prints, loops and `if __name__ == "__main__":` blocks are dropped. A reply that ends with the model's own
+    failing `assert f(...) == ...` would otherwise fail every test while the program is being defined.
+
+    Unlike evalplus's sanitiser (tree-sitter), a function is kept even without a `return`, decorated
+    definitions are kept, and where a name is bound twice both stay, so the program means what Python makes of
+    it (the later binding wins). Code that does not parse comes back unchanged."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return code
+    lines = code.splitlines(keepends=True)
+    kept: list[tuple[ast.stmt, list[str], set[str]]] = []
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            kept.append((node, [], set()))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)):
+            names = _bound_names(node)
+            if names and not (isinstance(node, ast.AnnAssign) and node.value is None):
+                kept.append((node, names, {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}))
+    reach, todo = {entry_point}, [entry_point]
+    while todo:
+        name = todo.pop()
+        for _, names, uses in kept:
+            if name in names:
+                for used in uses - reach:
+                    reach.add(used)
+                    todo.append(used)
+    out = []
+    for node, names, _ in kept:
+        if names and not reach.intersection(names):
+            continue
+        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        gap = "\n" if out and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else ""
+        out.append(gap + "".join(lines[first - 1:node.end_lineno]).rstrip() + "\n")
+    return "".join(out)
+
+
 def extract_program(reply: str, entry_point: str, prefix: str = "") -> str | None:
     """The program in `reply`, or None if it holds no usable one.
 
     `prefix` is the code the reply continues (a base model's prompt that ends inside a function header or
     docstring); `prefix + reply` is then the first candidate. Fenced blocks come next (the one defining the
-    entry point first, then the longest), then bare code after leading prose.
+    entry point first, then the longest), then bare code after leading prose. The result is `sanitize`d.
     """
     candidates: list[str] = []
     if prefix:
@@ -71,7 +126,7 @@ def extract_program(reply: str, entry_point: str, prefix: str = "") -> str | Non
             continue
         for code in (candidate, longest_parsing_prefix(candidate)):
             if code.strip() and defines(code, entry_point):
-                return code if code.endswith("\n") else code + "\n"
+                return sanitize(code, entry_point)
     return None
 
 

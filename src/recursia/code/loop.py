@@ -33,6 +33,7 @@ from .sandbox import Limits, execute
 from .values import short
 
 UNUSABLE = "unusable reply"
+RESTARTS = ("never", "stuck", "no-progress")
 
 
 @dataclass(frozen=True)
@@ -97,13 +98,20 @@ class LoopConfig:
     temperature: float = 0.0      # of the first program (greedy: the usual pass@1)
     refine_temperature: float = 0.7
     z_attempts: int = 3           # attempts summarised in z
+    # When refining makes no headway, draw a fresh y from x instead (TRM re-initialises y): "never" halts where
+    # the `stuck` rule says so; "stuck" samples afresh there instead and goes on; "no-progress" also samples
+    # afresh after any rewrite that passes no more visible tests than the best so far.
+    restart: str = "never"
+    sample_temperature: float = 0.8   # of a fresh draw
     limits: Limits = field(default_factory=Limits)
 
     def validate(self) -> "LoopConfig":
         for name, low in (("N_sup", 0), ("n", 0), ("T", 1), ("z_attempts", 1)):
             if getattr(self, name) < low:
                 raise ConfigError(f"code loop {name}={getattr(self, name)} must be >= {low}")
-        for name in ("temperature", "refine_temperature"):
+        if self.restart not in RESTARTS:
+            raise ConfigError(f"code loop restart={self.restart!r}: use one of {', '.join(RESTARTS)}")
+        for name in ("temperature", "refine_temperature", "sample_temperature"):
             if not 0.0 <= getattr(self, name) <= 2.0:
                 raise ConfigError(f"code loop {name}={getattr(self, name)} must lie in [0, 2]")
         return self
@@ -122,6 +130,18 @@ class Attempt:
     probes: list[str] | None = None
     diagnosis: str = ""
     calls: int = 0                  # model calls spent on the task when this program was produced
+    fresh: bool = False             # drawn from x alone (a restart), not rewritten from an earlier y
+
+    @property
+    def fingerprint(self) -> str:
+        """What the `stuck` rule compares: the signature plus every failing visible test with what it got, so
+        two programs failing different tests, or the same test with different values, are told apart."""
+        r = self.result
+        if r is None or self.signature == "ok":
+            return self.signature
+        failed = [f"{t['index']}:{t.get('message') or t.get('error_type') or ''}" for t in r.get("tests", [])
+                  if not t["passed"]]
+        return self.signature + " | " + " | ".join(failed)
 
     @property
     def sha(self) -> str | None:
@@ -300,12 +320,29 @@ class Refiner:
         max_depth = cfg.N_sup
         if self.depth_policy is not None:  # the type includes the first error's class: known only now
             max_depth = min(cfg.N_sup, self.depth_policy.depth_for(task, y.signature))
+        fresh = False  # the next step draws a new y from x instead of rewriting (cfg.restart)
+        if cfg.restart != "never" and reason.startswith("stuck"):
+            reason, fresh = "", True
         for depth in range(1, cfg.N_sup + 1):
             if not reason and depth > max_depth:
                 reason = f"depth policy ({max_depth})"
             if reason:
                 break
+            before = res.attempts[res.best[-1]].score()
+            if fresh:
+                new, failed = self.generate(task, res, cfg.sample_temperature, seed * 1000 + call)
+                call += 1
+                if failed:
+                    reason = "backend error"
+                    break
+                reason = self._step(task, res, z, new, depth, probes, start, fresh=True)
+                y, fresh = res.attempts[-1], False
+                if cfg.restart != "never" and reason.startswith("stuck"):
+                    reason, fresh = "", True
+                continue
             current = res.submission() if res.submission().program is not None else y
+            if cfg.restart != "never" and y.program is not None and y.score() >= current.score():
+                current = y  # the latest of equally good programs: after a restart, the fresh one
             base, failed, new = current.program or "", False, None
             for _ in range(cfg.T):
                 fb = prompts.feedback(current.result, shown)
@@ -324,19 +361,29 @@ class Refiner:
             if failed:  # retried by the backend already: record it and stop this task, the run goes on
                 reason = "backend error"
                 break
-            y = self._run(task, new, depth, probes)
-            y.diagnosis, y.calls = z.diagnosis, res.calls
-            res.attempts.append(y)
-            best = res.best[-1]
-            if y.score() > res.attempts[best].score():
-                best = len(res.attempts) - 1
-            res.best.append(best)
-            z.note(y, cfg.z_attempts)
-            reason = self._halt(res, start)
+            reason = self._step(task, res, z, new, depth, probes, start, fresh=False)
+            y = res.attempts[-1]
+            if cfg.restart == "no-progress" and not reason and y.score() <= before:
+                fresh = True
+            if cfg.restart != "never" and reason.startswith("stuck"):
+                reason, fresh = "", True
         res.halt_reason = reason or "depth"
         res.best += [res.best[-1]] * (cfg.N_sup + 1 - len(res.best))
         res.seconds = time.perf_counter() - start
         return res
+
+    def _step(self, task, res: LoopResult, z: Reasoning, program: str | None, depth: int, probes: list[str],
+              start: float, fresh: bool) -> str:
+        """Run the step's program, record it as an attempt, update the best so far and z; the halt reason."""
+        y = self._run(task, program, depth, probes)
+        y.diagnosis, y.calls, y.fresh = ("" if fresh else z.diagnosis), res.calls, fresh
+        res.attempts.append(y)
+        best = res.best[-1]
+        if y.score() > res.attempts[best].score():
+            best = len(res.attempts) - 1
+        res.best.append(best)
+        z.note(y, self.cfg.z_attempts)
+        return self._halt(res, start)
 
     def _halt(self, res: LoopResult, start: float) -> str:
         """Why to stop after the latest attempt ("" to go on). Execution decides; nothing the model says does."""
@@ -345,7 +392,7 @@ class Refiner:
         if rule.passed and last.visible_ok:
             return "pass"
         if rule.stuck:
-            sigs = [a.signature for a in attempts[-rule.stuck:]]
+            sigs = [a.fingerprint for a in attempts[-rule.stuck:]]
             if len(attempts) >= rule.stuck and len(set(sigs)) == 1 and sigs[0] != "ok":
                 return "stuck: same error"
             if len(attempts) > 1 and last.sha is not None and last.sha in {a.sha for a in attempts[:-1]}:
