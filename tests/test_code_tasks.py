@@ -48,16 +48,25 @@ def test_humaneval_loads_with_both_protocols():
     assert t.oracle is not None and "has_close_elements" in t.oracle
     assert t.reference.startswith(t.prompt) and t.protocol == "visible" and t.setup == ""
     assert t.signature() == "def has_close_elements(numbers: List[float], threshold: float) -> bool:"
-    # Many prompts show no >>> example: they have no visible test, and that is countable.
-    assert sum(not t.visible_tests for t in tasks) == 89
+    # Many prompts write their examples without >>> (`f(x) ➞ y`, `f(x) ==> y`, "returns"): those are tests
+    # too; 26 prompts show no example that can be one, and that is countable.
+    assert sum(not t.visible_tests for t in tasks) == 26
+    assert sources(tasks[72].visible_tests)[:2] == ("assert (will_it_fly([1, 2], 5)) == False",
+                                                   "assert (will_it_fly([3, 2, 3], 1)) == False")
+    assert sources(tasks[97].visible_tests)[0] == "assert (multiply(148, 412)) == 16"  # "should return 16."
+    assert not tasks[80].visible_tests  # is_happy(a) => False: the argument is not a literal
+    assert not tasks[67].visible_tests  # "-> 19 - 5 - 6 = 8": the value is arithmetic, not a literal
     # The escape in HumanEval/51's docstring stays an escape; 32's comment does not break the assert.
     assert 'assert (remove_vowels("abcdef\\nghijklm")) == \'bcdf\\nghjklm\'' in sources(tasks[51].visible_tests)
     assert tasks[32].visible_tests[-1].source == "assert (round(find_zero([-6, 11, -6, 1]), 2)) == 1.0"
     # Examples without expected output: comparisons must hold; other expressions must give None.
     assert tasks[108].visible_tests[0].source == "assert (count_nums([]) == 0)"
     assert tasks[12].visible_tests[0].source == "assert (longest([])) is None"
-    # Wrong or unreadable examples are not tests (HumanEval/47's median, HumanEval/116's three).
-    assert [t.task_id for t in tasks if t.skipped_examples] == ["HumanEval/47", "HumanEval/116"]
+    # Wrong or unreadable examples are not tests (HumanEval/47's median, HumanEval/116's three, 130's terms of
+    # the sequence, 148's "Venus" for a tuple).
+    assert [t.task_id for t in tasks if t.skipped_examples] == ["HumanEval/47", "HumanEval/116", "HumanEval/130",
+                                                                 "HumanEval/148"]
+    assert sources(tasks[130].visible_tests) == ("assert (tri(3)) == [1, 3, 2, 8]",)
     assert len(tasks[116].skipped_examples) == 3 and not tasks[116].visible_tests
     everything = load_tasks("humaneval", code_data(), protocol="all")
     assert all(t.visible_tests == t.hidden_tests and t.protocol == "all" for t in everything)
@@ -257,7 +266,7 @@ def test_check_humaneval_through_the_cli(tmp_path):
     out = tmp_path / "check.json"
     code, text = cli("code", "check", "--bench", "humaneval", "--data", str(code_data()), "--json", str(out), "-q")
     assert code == 0, text
-    assert "humaneval: 164/164 references pass (visible 164, hidden 164); 89 task(s) have no visible test" in text
+    assert "humaneval: 164/164 references pass (visible 164, hidden 164); 26 task(s) have no visible test" in text
     assert "HumanEval/47: docstring example" in text and "network: " in text
     assert json.loads(out.read_text())["benchmarks"]["humaneval"]["passed"] == 164
 

@@ -157,7 +157,9 @@ class LlamaCppBackend(Backend):
     chat template (an instruct model) and completion otherwise (a base model)."""
 
     def __init__(self, model_path: str | Path, mode: str = "auto", gen: GenerationConfig | None = None,
-                 n_ctx: int = 4096, threads: int | None = None):
+                 n_ctx: int = 4096, threads: int | None = None, reuse_prefix: bool = True):
+        """`reuse_prefix=False` computes every prompt from an empty cache (the same replies, only slower: for
+        measuring what the reuse saves)."""
         path = check_gguf(Path(model_path))
         try:
             from llama_cpp import Llama
@@ -184,7 +186,8 @@ class LlamaCppBackend(Backend):
         self.path, self.n_ctx = path, n_ctx
         self.model_name = self.llm.metadata.get("general.name") or path.stem
         self._formatter = self._chat_formatter() if mode == "chat" else None
-        self._prefix: list[int] | None = None  # the prompt prefix whose KV cache is held (see generate)
+        self._prefix: list[int] | None = None  # the prompt prefix whose KV cache is held (see _prepare)
+        self.reuse_prefix = reuse_prefix
 
     def _chat_formatter(self):
         """The chat template llama-cpp-python applies to this file (its own metadata template), so that a chat
@@ -217,7 +220,7 @@ class LlamaCppBackend(Backend):
             self._prefix = None
             return
         prefix = tokens[:-1]
-        if prefix != self._prefix:
+        if prefix != self._prefix or not self.reuse_prefix:
             self._prefix = None
             self.llm.reset()
             self.llm.eval(prefix)

@@ -12,6 +12,7 @@ Protocols (named in every report):
 from __future__ import annotations
 
 import ast
+import re
 import copy
 import doctest
 import gzip
@@ -37,6 +38,7 @@ HOW_TO_GET = ("download it with `recursia code download {name} --out DIR` and pa
 # docs/code.md): the canonical solution and the official tests disagree with them, or they are not an example.
 _WRONG_116 = ("the expected output is wrong: the prompt sorts by the number of ones in binary, and both the "
               "canonical solution and the official test give {}")
+_TRI = "the docstring defines terms of the sequence, tri(n), not what the function returns (a list)"
 HUMANEVAL_SKIPPED_EXAMPLES = {
     ("HumanEval/47", "median([-10, 4, 6, 1000, 10, 20])"):
         "the expected 15.0 is wrong: the median of [-10, 4, 6, 10, 20, 1000] is 8.0 (canonical solution and "
@@ -47,6 +49,9 @@ HUMANEVAL_SKIPPED_EXAMPLES = {
     ("HumanEval/116", "sort_array([1, 0, 2, 3, 4]) [0, 1, 2, 3, 4]"):
         "the expected output is written on the source line without '==' (the line indexes the result), and it "
         "is wrong too: canonical solution and official test give [0, 1, 2, 4, 3]",
+    ("HumanEval/130", "tri(1)"): _TRI, ("HumanEval/130", "tri(4)"): _TRI,
+    ("HumanEval/148", 'bf("Earth", "Mercury")'):
+        'the expected ("Venus") is the string "Venus"; the function returns the tuple ("Venus",)',
 }
 
 
@@ -327,7 +332,57 @@ def doctest_asserts(prompt: str, entry_point: str, task_id: str = "") -> tuple[t
             asserts.append(f"{setup}assert ({source}) == {want}")
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             asserts.append(f"{setup}assert repr({source}) == {' '.join(want.split())!r}")
+    if not asserts and not skipped:  # no `>>>` examples: the prompt may write them as `f(x) == y` or `f(x) ➞ y`
+        for source, want in arrow_examples(body, entry_point):
+            if (task_id, source) in HUMANEVAL_SKIPPED_EXAMPLES:
+                skipped.append(source)
+            else:
+                asserts.append(f"assert ({source}) == {want}")
     return tuple(asserts), tuple(skipped)
+
+
+_ARROW = re.compile(r"\s*(?:#\s*)?(==>|==|➞|=>|->|→|=|should return|returns)\s*(.+)$")
+_LEAD = re.compile(r"^(?:[*-]\s+|for\s+)")
+
+
+def arrow_examples(docstring: str, entry_point: str) -> list[tuple[str, str]]:
+    """Examples written on one line as `f(args) == value`, `➞`, `==>`, `=>`, `->`, `→`, `=`, `returns` or
+    `should return` (how many HumanEval prompts give theirs, without `>>>`), after an optional bullet or "for":
+    (call, value) pairs where the call parses as one call of the entry point and the value (a trailing full
+    stop or comment cut) as a Python literal. A line whose value is prose or arithmetic is not one."""
+    found = []
+    for line in docstring.splitlines():
+        line = _LEAD.sub("", line.strip())
+        if not line.startswith(entry_point + "("):
+            continue
+        depth, end = 0, None
+        for i, ch in enumerate(line):
+            depth += {"(": 1, ")": -1}.get(ch, 0)
+            if depth == 0 and ch == ")":
+                end = i + 1
+                break
+        m = _ARROW.match(line[end:]) if end else None
+        if m is None:
+            continue
+        call, want = line[:end], m.group(2).split(" #")[0].strip().rstrip(".,;").strip()
+        try:
+            tree = ast.parse(call, mode="eval")
+            ast.literal_eval(want)
+        except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+            continue
+        if isinstance(tree.body, ast.Call) and isinstance(tree.body.func, ast.Name) \
+                and tree.body.func.id == entry_point and not tree.body.keywords \
+                and all(_literal(a) for a in tree.body.args) and (call, want) not in found:
+            found.append((call, want))
+    return found
+
+
+def _literal(node: ast.expr) -> bool:
+    try:
+        ast.literal_eval(node)
+        return True
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
 
 
 def _strip_comments(source: str) -> str:
