@@ -137,6 +137,14 @@ def test_wrong_then_right_and_the_feedback_reaches_the_prompt():
     assert "Write add" in b2.prompts[1].messages[-1]["content"]
 
 
+def test_a_rewrite_that_hides_y_sees_the_task_and_the_failure_but_not_the_program():
+    res, b = _solve([WRONG, RIGHT], N_sup=2, refine_sees_y=False)
+    assert res.halt_reason == "pass" and res.calls == 2
+    system, user = b.prompts[1].messages
+    assert system == b.prompts[0].messages[0] and user["content"].startswith(b.prompts[0].messages[1]["content"])
+    assert "returned -1, expected 3" in user["content"] and "def add" not in user["content"]  # z keeps a line
+
+
 def test_reason_calls_count_and_diagnosis_goes_into_z():
     res, b = _solve([WRONG, "It subtracts instead of adding.", RIGHT], N_sup=3, n=1)
     assert res.calls == 3 and res.halt_reason == "pass"

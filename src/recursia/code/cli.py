@@ -249,6 +249,8 @@ def eval_cmd(
                              "seconds=S, agree=k (comma-joined), or 'depth' to always run --depth steps."),
     refine_sees_x: bool = typer.Option(False, "--refine-sees-x", help="Show the task to the rewrite step too "
                                        "(TRM's y = net(y, z) does not see x)."),
+    refine_sees_y: bool = typer.Option(True, "--refine-sees-y/--refine-hides-y", help="Show the wrong program "
+                                       "to the rewrite step (default), or only the task and how it failed."),
     restart: str = typer.Option("never", "--restart", help="When rewriting makes no headway, draw a fresh "
                                 "program from the task instead: never (halt when stuck), stuck (where the stuck "
                                 "rule fires) or no-progress (also after any rewrite that is no better)."),
@@ -358,11 +360,12 @@ def eval_cmd(
     limits = Limits(hide=tuple(str(p) for p in source_paths(bench, data)))
     loop_cfg = LoopConfig(N_sup=depth, n=n, T=T, refine_sees_x=refine_sees_x, halt=rule, temperature=temperature,
                           refine_temperature=refine_temperature, restart=restart,
-                          sample_temperature=sample_temperature, limits=limits)
+                          refine_sees_y=refine_sees_y, sample_temperature=sample_temperature, limits=limits)
     settings = EvalSettings(bench=bench, split=split, protocol=protocol, backend=be.name, depth=depth,
                             samples=samples, n=n, T=T, halt=str(rule), refine_sees_x=refine_sees_x,
                             temperature=temperature, refine_temperature=refine_temperature,
-                            sample_temperature=sample_temperature, restart=restart, baseline=baseline, seed=seed,
+                            sample_temperature=sample_temperature, restart=restart, refine_sees_y=refine_sees_y,
+                            baseline=baseline, seed=seed,
                             max_tokens=max_tokens, limit=limit, task_ids=[t.task_id for t in tasks],
                             depth_policy=str(depth_policy) if depth_policy else None,
                             skills=str(skills) if skills else None)

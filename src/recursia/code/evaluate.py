@@ -45,6 +45,7 @@ class EvalSettings:
     refine_temperature: float = 0.7
     sample_temperature: float = 0.8
     restart: str = "never"
+    refine_sees_y: bool = True
     baseline: bool = True
     seed: int = 0
     max_tokens: int = 384
@@ -55,8 +56,8 @@ class EvalSettings:
 
     # What must match for `--resume` to add records to the same run.
     IDENTITY = ("bench", "split", "protocol", "backend", "depth", "samples", "n", "T", "halt", "refine_sees_x",
-                "temperature", "refine_temperature", "sample_temperature", "restart", "baseline", "seed", "max_tokens",
-                "depth_policy", "skills")
+                "temperature", "refine_temperature", "sample_temperature", "restart", "refine_sees_y", "baseline",
+                "seed", "max_tokens", "depth_policy", "skills")
 
 
 def _append(path: Path, record: dict) -> None:

@@ -10,6 +10,8 @@ State, in the papers' names:
 One supervision step runs T cycles of `reason(x, y, z) -> z` (n times) and `refine(y, z) -> y`, then runs the
 visible tests: N_sup steps of execution feedback, n reason updates per rewrite, exactly as T, n and N_sup
 mean for the puzzle models. The step's calls are T * (n + 1). Depth 0 is the first program, from x alone.
+With `restart`, a step where rewriting has stalled draws a fresh y from x instead (one call), as TRM
+re-initialises y; the resampling baseline is the corner of that policy that always draws afresh.
 
 The only success signal is running the code: a reply saying "done" or "fixed" counts for nothing. The
 submitted program is the best seen so far (most visible tests passed, earliest on ties), so a later
@@ -94,6 +96,7 @@ class LoopConfig:
     n: int = 1                    # reason updates per rewrite (0: z holds only the execution feedback)
     T: int = 1                    # reason/refine cycles per supervision step; tests run after the last
     refine_sees_x: bool = False   # TRM's y = net(y, z) does not see x
+    refine_sees_y: bool = True    # False: the rewrite sees x and the failure, not the wrong program itself
     halt: CodeHaltRule = field(default_factory=lambda: CodeHaltRule(passed=True, stuck=2))
     temperature: float = 0.0      # of the first program (greedy: the usual pass@1)
     refine_temperature: float = 0.7
@@ -352,7 +355,8 @@ class Refiner:
                     call += 1
                     if text is not None:
                         z.diagnosis = " ".join(text.split())[:400]
-                prompt, prefix = prompts.refine(task, base, fb, z.render(), mode, cfg.refine_sees_x)
+                prompt, prefix = prompts.refine(task, base, fb, z.render(), mode, cfg.refine_sees_x,
+                                                cfg.refine_sees_y)
                 text = self._call(res, prompt, cfg.refine_temperature, seed * 1000 + call)
                 call += 1
                 failed = failed or text is None

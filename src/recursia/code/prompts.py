@@ -118,8 +118,22 @@ def reason(task, program: str, fb: str, z_text: str, mode: str) -> Prompt:
     return Prompt(text=text, stop=("\n",))  # one line: a diagnosis, not a program
 
 
-def refine(task, program: str, fb: str, z_text: str, mode: str, sees_x: bool) -> tuple[Prompt, str]:
-    """Ask for a rewrite of y given z (and x when `sees_x`). Returns (prompt, prefix) like `initial`."""
+def refine(task, program: str, fb: str, z_text: str, mode: str, sees_x: bool, sees_y: bool = True
+           ) -> tuple[Prompt, str]:
+    """Ask for a rewrite of y given z (and x when `sees_x`). Returns (prompt, prefix) like `initial`.
+
+    `sees_y=False` shows the task and what went wrong but not the wrong program itself: a small model shown
+    its program tends to copy it back (Qwen2.5-Coder-0.5B returned it unchanged, bug and all, in most MBPP+
+    rewrites), while one shown only the failure writes a new program that avoids it."""
+    if not sees_y:
+        notes = f"An earlier attempt was wrong. Its test results:\n{fb}\n" + (f"{z_text}\n" if z_text else "")
+        first, prefix = initial(task, mode)
+        if mode == "chat":
+            system, user = first.messages
+            user = dict(user, content=f"{user['content']}\n{notes}\nWrite a new, correct program that avoids "
+                                      "that mistake.")
+            return Prompt(messages=(system, user)), prefix
+        return Prompt(text=f"{_comment(notes)}\n{first.text}", stop=first.stop), prefix
     if mode == "chat":
         user = ((f"Task:\n{_task_text(task)}\n\n" if sees_x else "")
                 + f"This program is wrong:\n```python\n{program}```\n\nTest results:\n{fb}\n"
