@@ -120,7 +120,8 @@ def build_steps(record: dict) -> list[dict]:
         steps.append({"depth": a["depth"], "program": a["program"],
                       "diff": diff_lines(attempts[k - 1]["program"], a["program"]) if k else [],
                       "tests": tests, "visible_passed": a["visible_passed"], "visible_total": a["visible_total"],
-                      "signature": a["signature"], "diagnosis": a.get("diagnosis", ""), "calls": a.get("calls", 0),
+                      "signature": a["signature"], "calls": a.get("calls", 0),
+                      "diagnosis": "a fresh draw from x (restart)" if a.get("fresh") else a.get("diagnosis", ""),
                       "submitted": best[k] if k < len(best) else k,
                       "hidden": bool(hidden[k]) if k < len(hidden) else None,
                       "halt": f"halted: {loop['halt_reason']}" if last else "continues"})
