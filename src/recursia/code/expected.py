@@ -26,11 +26,16 @@ _MEMORY: dict[str, object] = {}
 _LOCK = threading.Lock()
 
 
-def cache_dir() -> Path:
+def cache_root() -> Path:
+    """Recursia's cache: `$RECURSIA_CACHE`, else `$XDG_CACHE_HOME/recursia`, else `~/.cache/recursia`."""
     root = os.environ.get("RECURSIA_CACHE") or (
         Path(os.environ["XDG_CACHE_HOME"]) / "recursia" if os.environ.get("XDG_CACHE_HOME")
         else Path.home() / ".cache" / "recursia")
-    return Path(root) / "expected"
+    return Path(root)
+
+
+def cache_dir() -> Path:
+    return cache_root() / "expected"
 
 
 def needs(task) -> bool:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .backends import BackendError
+from .expected import cache_root
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,7 @@ MODELS = {m.name: m for m in (
 
 
 def models_dir() -> Path:
-    root = os.environ.get("RECURSIA_CACHE") or (
-        Path(os.environ["XDG_CACHE_HOME"]) / "recursia" if os.environ.get("XDG_CACHE_HOME")
-        else Path.home() / ".cache" / "recursia")
-    return Path(root) / "models"
+    return cache_root() / "models"
 
 
 def _parts(model: NamedModel) -> list[Path]:

@@ -12,13 +12,13 @@ Protocols (named in every report):
 from __future__ import annotations
 
 import ast
-import re
 import copy
 import doctest
 import gzip
 import io
 import json
 import os
+import re
 import tokenize
 import warnings
 from dataclasses import dataclass
