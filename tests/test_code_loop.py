@@ -11,7 +11,8 @@ import pytest
 
 from recursia.code.backends import Backend, BackendError, Reply
 from recursia.code.extract import extract_program, longest_parsing_prefix, normalized
-from recursia.code.loop import CodeHaltRule, LoopConfig, Refiner, probe_calls
+from recursia.code.loop import CodeHaltRule, LoopConfig, Refiner
+from recursia.code.probes import mutated_calls, probe_calls, probes_for
 from recursia.code.prompts import head_of
 from recursia.code.stats import mcnemar, wilson
 from recursia.code.tasks import CodeTask
@@ -203,6 +204,12 @@ def test_restart_on_no_progress_and_the_rewrite_after_it_starts_from_the_fresh_p
         LoopConfig(restart="sometimes").validate()
 
 
+def test_restart_always_never_rewrites():
+    res, b = _solve([WRONG, WRONG2, RIGHT], N_sup=4, halt=CodeHaltRule(passed=True), restart="always")
+    assert res.halt_reason == "pass" and [a.fresh for a in res.attempts] == [False, True, True]
+    assert b.prompts[0] == b.prompts[1] == b.prompts[2]
+
+
 def test_unusable_reply_is_a_signature_not_a_crash():
     res, _ = _solve(["no code here", "still nothing", RIGHT], N_sup=3, halt=CodeHaltRule(passed=True))
     assert [a.signature for a in res.attempts[:2]] == ["unusable reply", "unusable reply"]
@@ -235,10 +242,44 @@ def test_agree_needs_passing_programs_with_equal_behaviour():
                     visible_tests=(), hidden_tests=())
     replies = [RIGHT, "```python\ndef add(x, y):\n    return y + x\n```"]
     res = Refiner(Script(replies), LoopConfig(N_sup=3, n=0, halt=CodeHaltRule(passed=False, agree=2))).solve(task)
-    assert res.halt_reason == "agree" and len(res.attempts) == 2 and res.attempts[0].probes == ["probe:7"]
-    replies = [RIGHT, WRONG, RIGHT]
-    res = Refiner(Script(replies), LoopConfig(N_sup=2, n=0, halt=CodeHaltRule(passed=False, agree=2))).solve(task)
-    assert res.halt_reason == "depth"  # 7, -3, 7: no two in a row agree
+    assert res.halt_reason == "agree" and len(res.attempts) == 2
+    assert res.attempts[0].probes == res.attempts[1].probes and res.attempts[0].probes[0].startswith("7#")
+    assert len(res.attempts[0].probes) == len(probes_for(task)) > 1  # add(2, 5), then add(0, 5), add(1, 5), ...
+    script = Script([RIGHT, WRONG, RIGHT])
+    res = Refiner(script, LoopConfig(N_sup=3, n=0, halt=CodeHaltRule(passed=False, agree=2))).solve(task)
+    assert res.halt_reason == "agree" and len(res.attempts) == 3 and res.best == [0, 0, 0, 0]  # 7, -3, 7
+    # a passing program is checked against a fresh draw from x, never rewritten
+    assert script.prompts[1] == script.prompts[2] == script.prompts[0]
+
+
+def test_agree_replaces_a_passing_program_that_the_others_contradict():
+    # a * b passes the one visible test (2 * 2 == 4) but returns other values on the varied inputs
+    task = CodeTask(task_id="m", benchmark="unit", prompt="Write add(a, b).", entry_point="add",
+                    visible_tests=("assert add(2, 2) == 4",), hidden_tests=("assert add(1, 2) == 3",))
+    for policy in ("never", "always"):
+        res = Refiner(Script([WRONG2, RIGHT, RIGHT]), LoopConfig(N_sup=3, n=0, restart=policy, halt=CodeHaltRule(
+            passed=False, agree=2))).solve(task)
+        assert res.halt_reason == "agree" and res.best == [0, 0, 1, 1] and "a + b" in res.submission().program
+    # no two agree within the depth: the first passing program stays the submission, as under `pass`
+    res = Refiner(Script([WRONG2, RIGHT]), LoopConfig(N_sup=1, n=0, halt=CodeHaltRule(passed=False, agree=2))
+                  ).solve(task)
+    assert res.halt_reason == "depth" and "a * b" in res.submission().program
+
+
+def test_agree_without_probe_calls_halts_at_the_first_pass():
+    task = CodeTask(task_id="n", benchmark="unit", prompt="Add two numbers.", entry_point="add",
+                    visible_tests=(), hidden_tests=())
+    res = Refiner(Script([RIGHT]), LoopConfig(N_sup=3, n=0, halt=CodeHaltRule(passed=False, agree=2))).solve(task)
+    assert res.halt_reason == "pass" and res.calls == 1 and res.attempts[0].probes == []
+
+
+def test_probes_vary_one_literal_argument_at_a_time():
+    calls = ["f([1, 2, 3], 4)", "g('abc')", "f(x)", "h(2.5, k=True)"]
+    out = mutated_calls(calls, 100)
+    assert out[:3] == ["f([], 4)", "g('')", "h(0.0, k=True)"]  # round-robin over the calls
+    assert {"f([3, 2, 1], 4)", "f([1, 2, 3], 0)", "g('cba')", "h(2.5, k=False)"} <= set(out)
+    assert not any(c.startswith("f(x") for c in out) and len(out) == len(set(out)) and not set(out) & set(calls)
+    assert len(mutated_calls(calls, 5)) == 5 and mutated_calls(["f(float('inf'))", "f(*a)"], 9) == []
 
 
 def test_loop_config_is_validated():
@@ -326,6 +367,21 @@ def test_eval_writes_every_step_into_the_store(tmp_path):
         recs = st.records()
         assert len(recs) == 1 and recs[0]["task_id"] == "t/1"
         assert len(st.steps(recs[0]["record_id"])) == 2 and st.integrity() == []
+
+
+def test_baseline_meets_the_loops_fresh_draws_and_reuses_their_replies():
+    from recursia.code.evaluate import EvalSettings, evaluate_task
+
+    s = EvalSettings(bench="unit", split=None, protocol="visible", backend="script", depth=3, n=0,
+                     halt="pass", restart="always")
+    # the loop: WRONG (depth 0), then fresh draws WRONG2 and RIGHT; the baseline's two draws carry the same
+    # prompts and seeds, so they are the loop's replies again, not new calls: the script has nothing left
+    backend = Script([WRONG, WRONG2, RIGHT])
+    rec = evaluate_task(Refiner(backend, LoopConfig(N_sup=3, n=0, halt=CodeHaltRule(passed=True),
+                                                    restart="always")), TASK, s, 0)
+    b = rec["baseline"]
+    assert rec["loop"]["calls"] == 3 and (b["calls"], b["draws"], b["pick"], b["replayed"]) == (3, 3, 2, 2)
+    assert len(backend.prompts) == 3 and rec["hidden_by_depth"][-1] is True and b["hidden"] is True
 
 
 def test_summary_counts_visible_pass_hidden_fail_only_where_something_was_visible():

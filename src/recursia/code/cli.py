@@ -246,14 +246,17 @@ def eval_cmd(
     n: int = typer.Option(1, "--n", help="Reason (diagnosis) calls per rewrite; 0: feedback only."),
     T: int = typer.Option(1, "--T", help="Reason/refine cycles per supervision step."),
     halt: str = typer.Option("pass,stuck=2", "--halt", help="Halting conditions: pass, stuck=k, tokens=N, "
-                             "seconds=S, agree=k (comma-joined), or 'depth' to always run --depth steps."),
+                             "seconds=S, agree=k (comma-joined), or 'depth' to always run --depth steps. "
+                             "agree=k (without pass): go on drawing until k passing programs return the same "
+                             "values on probe inputs, and submit that shared behaviour."),
     refine_sees_x: bool = typer.Option(False, "--refine-sees-x", help="Show the task to the rewrite step too "
                                        "(TRM's y = net(y, z) does not see x)."),
     refine_sees_y: bool = typer.Option(True, "--refine-sees-y/--refine-hides-y", help="Show the wrong program "
                                        "to the rewrite step (default), or only the task and how it failed."),
     restart: str = typer.Option("never", "--restart", help="When rewriting makes no headway, draw a fresh "
                                 "program from the task instead: never (halt when stuck), stuck (where the stuck "
-                                "rule fires) or no-progress (also after any rewrite that is no better)."),
+                                "rule fires), no-progress (also after any rewrite that is no better) or always "
+                                "(never rewrite: resampling under the loop's halting rule)."),
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also score the equal-budget "
                                   "resampling baseline."),
     split: Optional[str] = typer.Option(None, "--split", help="MBPP split: prompt, test (default), validation, "

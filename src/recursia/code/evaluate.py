@@ -8,7 +8,9 @@ redoes or duplicates one.
 Each record scores, on the **hidden** tests and only after the loop has ended, the submission at every depth
 0..K and the **equal-budget baseline**: independent samples from x alone with the same number of model calls
 that the loop spent on that task (the first is the loop's own depth-0 program), picking the first that passes
-the visible tests (else the one passing most). Gains from refinement must beat this plain resampling.
+the visible tests (else the one passing most). Gains from refinement must beat this plain resampling. The
+baseline's k-th draw uses the seed of the loop's k-th fresh draw (common random numbers), so where both
+arms draw afresh they meet the same programs, and a difference between them comes from the policy.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import RecursiaError
-from .loop import Attempt, LoopResult, Refiner
+from .backends import Backend
+from .loop import Attempt, LoopResult, Refiner, draw_seed
 from .metrics import pass_at_k
 from .expected import ready
 from .tasks import hidden_limits
@@ -228,6 +231,29 @@ def _hidden(task, program: str | None, cache: dict, limits) -> bool:
     return cache[program]
 
 
+class _Replay(Backend):
+    """A task's model calls, each computed once. The baseline's draws use the loop's seeds for fresh draws
+    (loop.draw_seed), so a draw the loop already made is asked again with the same prompt, temperature and
+    seed; it gets the reply the loop got, which is what the model would answer again (a reply depends only on
+    those three: tests/test_code_qwen.py). Both arms still count the call."""
+
+    def __init__(self, inner: Backend):
+        super().__init__(mode=inner.mode, gen=inner.gen)
+        self.inner, self.seen, self.replayed = inner, {}, 0
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def generate(self, prompt, temperature=None, seed=None):
+        key = (repr(prompt), temperature, seed)
+        if key in self.seen:
+            self.replayed += 1
+        else:
+            self.seen[key] = self.inner.generate(prompt, temperature=temperature, seed=seed)
+        return self.seen[key]
+
+
 def _baseline(refiner: Refiner, task, first: Attempt, budget: int, s: EvalSettings, sample: int) -> dict:
     """Independent draws from x with `budget` model calls in all; the pick is the first that passes the visible
     tests, else the earliest with most visible tests passed (the same order as the loop's best-so-far)."""
@@ -237,7 +263,7 @@ def _baseline(refiner: Refiner, task, first: Attempt, budget: int, s: EvalSettin
     for j in range(1, budget):
         if draws[-1].visible_ok:
             break
-        program, failed = refiner.generate(task, res, s.sample_temperature, (s.seed + 7919 * (j + 1)) * 1000 + sample)
+        program, failed = refiner.generate(task, res, s.sample_temperature, draw_seed(s.seed * 100 + sample, j))
         if failed:
             break
         draws.append(refiner._run(task, program, 0, []))
@@ -252,6 +278,8 @@ def _baseline(refiner: Refiner, task, first: Attempt, budget: int, s: EvalSettin
 def evaluate_task(refiner: Refiner, task, s: EvalSettings, sample: int) -> dict:
     start = time.perf_counter()
     task = ready(task)  # expected values for the loop's tests and the hidden ones, once for the whole task
+    replay = _Replay(refiner.backend)
+    refiner = Refiner(replay, refiner.cfg, refiner.depth_policy, refiner.skills)
     res = refiner.solve(task, seed=s.seed * 100 + sample)
     limits = refiner.cfg.limits
     cache: dict = {}
@@ -264,6 +292,7 @@ def evaluate_task(refiner: Refiner, task, s: EvalSettings, sample: int) -> dict:
     elif s.baseline:
         b = _baseline(refiner, task, res.attempts[0], max(res.calls, 1), s, sample)
         b["hidden"] = _hidden(task, b.pop("program"), cache, limits)
+        b["replayed"] = replay.replayed  # draws the loop had made already (their seconds are not in b's)
         rec["baseline"] = b
     rec["seconds"] = round(time.perf_counter() - start, 3)
     return rec
@@ -473,7 +502,7 @@ def summary_lines(summary: dict) -> list[str]:
         lo, hi = b.get("ci95", (b.get("lo", 0), b.get("hi", 1)))
         m = summary["refine_vs_baseline"]
         lines.append(f"  equal-budget baseline: {100 * b['rate']:5.1f}%  (95% CI {100 * lo:.1f}-{100 * hi:.1f}), "
-                     f"{b['calls_per_task']:.2f} calls/task; refine-only {m['a_only']}, baseline-only "
+                     f"{b['calls_per_task']:.2f} calls/task; loop-only {m['a_only']}, baseline-only "
                      f"{m['b_only']}, McNemar p = {m['p_value']:.3g}")
     for k, v in summary.get("pass_at_k", {}).items():
         lines.append(f"  {k}: {100 * v:.1f}%")

@@ -21,21 +21,20 @@ regression is reverted rather than submitted. Hidden tests are never run here (s
 from __future__ import annotations
 
 import hashlib
-import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from ..errors import ConfigError
 from . import prompts
 from .backends import Backend, BackendError
 from .expected import ready
 from .extract import extract_program, normalized
-from .iotest import Test, defines_test, value_test
+from .iotest import Test, defines_test
+from .probes import behaviour, probe_tests, probes_for
 from .sandbox import Limits, execute
-from .values import short
 
 UNUSABLE = "unusable reply"
-RESTARTS = ("never", "stuck", "no-progress")
+RESTARTS = ("never", "stuck", "no-progress", "always")
 
 
 @dataclass(frozen=True)
@@ -46,8 +45,12 @@ class CodeHaltRule:
     - `pass`: every visible test passes (the only success signal);
     - `stuck=k`: the same error signature k times in a row, or a program already tried (normalised);
     - `tokens=N`, `seconds=S`: a budget for the task (checked before each step);
-    - `agree=k`: the last k programs behave identically on the probe calls (the entry point's calls in the
-      visible tests and the prompt's examples) and none fails a visible test.
+    - `agree=k`: k programs that pass every visible test behave identically on the probe calls (the entry
+      point's calls in the visible tests and the prompt, and those calls with one argument varied: probes.py).
+      With `agree`, a passing program does not end the loop by itself: the next step draws a fresh program
+      to check it against, and the submission is the earliest program of the largest group of passing
+      programs that agree (so with no two agreeing, the first passing one, as without `agree`). A task with
+      no probe call halts at its first pass. Leave `pass` out to use it: `pass` halts first.
     """
 
     passed: bool = True
@@ -103,7 +106,8 @@ class LoopConfig:
     z_attempts: int = 3           # attempts summarised in z
     # When refining makes no headway, draw a fresh y from x instead (TRM re-initialises y): "never" halts where
     # the `stuck` rule says so; "stuck" samples afresh there instead and goes on; "no-progress" also samples
-    # afresh after any rewrite that passes no more visible tests than the best so far.
+    # afresh after any rewrite that passes no more visible tests than the best so far; "always" never rewrites
+    # (pure resampling under the loop's halting rule: the baseline's policy, plus `agree`'s choice if set).
     restart: str = "never"
     sample_temperature: float = 0.8   # of a fresh draw
     limits: Limits = field(default_factory=Limits)
@@ -130,7 +134,7 @@ class Attempt:
     visible_passed: int
     visible_total: int
     result: dict | None
-    probes: list[str] | None = None
+    probes: list[str] | None = None  # behaviour on the probe calls (`agree`; passing programs only)
     diagnosis: str = ""
     calls: int = 0                  # model calls spent on the task when this program was produced
     fresh: bool = False             # drawn from x alone (a restart), not rewritten from an earlier y
@@ -228,41 +232,24 @@ def visible_suite(task) -> list[Test]:
     return [defines_test(task.entry_point)] + list(task.visible_tests)
 
 
-def probe_calls(task, limit: int = 6) -> list[str]:
-    """Calls of the entry point found in the visible tests and the prompt, for the `agree` rule."""
-    import ast
-
-    found: list[str] = []
-    pattern = re.compile(rf"\b{re.escape(task.entry_point)}\s*\(")
-    for text in [t.source for t in task.visible_tests] + [task.prompt]:
-        for m in pattern.finditer(text):
-            depth, end = 0, None
-            for j in range(m.end() - 1, min(len(text), m.end() + 400)):
-                depth += {"(": 1, ")": -1}.get(text[j], 0)
-                if depth == 0:
-                    end = j + 1
-                    break
-            if end is None:
-                continue
-            call = text[m.start():end]
-            try:
-                ast.parse(call, mode="eval")
-            except SyntaxError:
-                continue
-            if call not in found:
-                found.append(call)
-    return found[:limit]
+def draw_seed(seed: int, k: int) -> int:
+    """The seed of the k-th fresh draw from x (k >= 1) for a task solved with `seed`. The loop's restarts and the
+    equal-budget baseline's draws use the same seeds, so both arms meet the same candidates in the same order
+    (common random numbers): where they differ, the policy made the difference, not the luck of the draw."""
+    return (seed + 7919 * k) * 1000
 
 
-def _probe_tests(calls: list[str]) -> list[Test]:
-    return [value_test(c) for c in calls]
-
-
-def _probe_text(t) -> str:
-    """A probe's outcome as the `agree` rule compares it: the value's repr, or the error type."""
-    if t.passed and t.values:
-        return "probe:" + short(t.values[0][0], 200)
-    return t.error_type or "?"
+def agreed(attempts: list[Attempt]) -> tuple[int, int]:
+    """(index, size): the earliest program of the largest group of passing programs with the same behaviour on
+    the probe calls (ties go to the group whose first program came first); (-1, 0) if none passes."""
+    groups: dict[tuple, list[int]] = {}
+    for i, a in enumerate(attempts):
+        if a.visible_ok and a.probes is not None:
+            groups.setdefault(tuple(a.probes), []).append(i)
+    if not groups:
+        return -1, 0
+    best = max(groups.values(), key=lambda g: (len(g), -g[0]))
+    return best[0], len(best)
 
 
 class Refiner:
@@ -291,9 +278,13 @@ class Refiner:
             return Attempt(depth, None, UNUSABLE, 0, len(suite), None)
         r = execute(program, suite, task.setup, self.cfg.limits)
         probe_out = None
-        if probes and self.cfg.halt.agree:
-            pr = execute(program, _probe_tests(probes), task.setup, self.cfg.limits)
-            probe_out = [_probe_text(t) for t in pr.tests]
+        if self.cfg.halt.agree and r.passed == len(suite) and not probes:
+            probe_out = []  # nothing to compare on: `agree` halts at this pass (_halt)
+        elif probes and self.cfg.halt.agree and r.passed == len(suite):
+            quick = replace(self.cfg.limits, timeout_s=min(self.cfg.limits.timeout_s, 5.0),
+                            cpu_s=min(self.cfg.limits.cpu_s, 5))  # a varied input may make a program loop
+            pr = execute(program, probe_tests(probes), task.setup, quick)
+            probe_out = [behaviour(t) for t in pr.tests]
         return Attempt(depth, program, r.signature(), r.passed, len(suite), r.to_dict(), probe_out)
 
     def generate(self, task, res: LoopResult, temperature: float, seed: int) -> tuple[str | None, bool]:
@@ -308,7 +299,7 @@ class Refiner:
         task = ready(task)  # protocol `all` shows tests whose expected values come from the reference
         start = time.perf_counter()
         res = LoopResult([], "", 0, 0, 0, 0.0, [], [])
-        probes = probe_calls(task) if cfg.halt.agree else []
+        probes = probes_for(task) if cfg.halt.agree else []
         shown = shown_tests(task)
         call = 0
         program, failed = self.generate(task, res, cfg.temperature, seed * 1000 + call)
@@ -323,9 +314,8 @@ class Refiner:
         max_depth = cfg.N_sup
         if self.depth_policy is not None:  # the type includes the first error's class: known only now
             max_depth = min(cfg.N_sup, self.depth_policy.depth_for(task, y.signature))
-        fresh = False  # the next step draws a new y from x instead of rewriting (cfg.restart)
-        if cfg.restart != "never" and reason.startswith("stuck"):
-            reason, fresh = "", True
+        reason, fresh = self._next(y, reason)  # fresh: the next step draws a new y from x instead of rewriting
+        draws = 0  # fresh draws so far
         for depth in range(1, cfg.N_sup + 1):
             if not reason and depth > max_depth:
                 reason = f"depth policy ({max_depth})"
@@ -333,15 +323,15 @@ class Refiner:
                 break
             before = res.attempts[res.best[-1]].score()
             if fresh:
-                new, failed = self.generate(task, res, cfg.sample_temperature, seed * 1000 + call)
+                draws += 1
+                new, failed = self.generate(task, res, cfg.sample_temperature, draw_seed(seed, draws))
                 call += 1
                 if failed:
                     reason = "backend error"
                     break
                 reason = self._step(task, res, z, new, depth, probes, start, fresh=True)
-                y, fresh = res.attempts[-1], False
-                if cfg.restart != "never" and reason.startswith("stuck"):
-                    reason, fresh = "", True
+                y = res.attempts[-1]
+                reason, fresh = self._next(y, reason)
                 continue
             current = res.submission() if res.submission().program is not None else y
             if cfg.restart != "never" and y.program is not None and y.score() >= current.score():
@@ -367,14 +357,21 @@ class Refiner:
                 break
             reason = self._step(task, res, z, new, depth, probes, start, fresh=False)
             y = res.attempts[-1]
+            reason, fresh = self._next(y, reason)
             if cfg.restart == "no-progress" and not reason and y.score() <= before:
                 fresh = True
-            if cfg.restart != "never" and reason.startswith("stuck"):
-                reason, fresh = "", True
         res.halt_reason = reason or "depth"
         res.best += [res.best[-1]] * (cfg.N_sup + 1 - len(res.best))
         res.seconds = time.perf_counter() - start
         return res
+
+    def _next(self, y: Attempt, reason: str) -> tuple[str, bool]:
+        """(halt reason, whether the next step draws afresh) after attempt y. Restarts turn `stuck` into a fresh
+        draw; a passing program that did not halt the loop (`agree`) is checked against a fresh draw, never
+        rewritten."""
+        if reason:
+            return ("", True) if self.cfg.restart != "never" and reason.startswith("stuck") else (reason, False)
+        return "", self.cfg.restart == "always" or y.visible_ok
 
     def _step(self, task, res: LoopResult, z: Reasoning, program: str | None, depth: int, probes: list[str],
               start: float, fresh: bool) -> str:
@@ -385,6 +382,8 @@ class Refiner:
         best = res.best[-1]
         if y.score() > res.attempts[best].score():
             best = len(res.attempts) - 1
+        if self.cfg.halt.agree and y.visible_ok:
+            best = agreed(res.attempts)[0]
         res.best.append(best)
         z.note(y, self.cfg.z_attempts)
         return self._halt(res, start)
@@ -395,16 +394,16 @@ class Refiner:
         last = attempts[-1]
         if rule.passed and last.visible_ok:
             return "pass"
+        if rule.agree and last.visible_ok and last.probes == []:
+            return "pass"  # the task has no probe call to tell programs apart on
+        if rule.agree and last.visible_ok and agreed(attempts)[1] >= rule.agree:
+            return "agree"
         if rule.stuck:
             sigs = [a.fingerprint for a in attempts[-rule.stuck:]]
             if len(attempts) >= rule.stuck and len(set(sigs)) == 1 and sigs[0] != "ok":
                 return "stuck: same error"
             if len(attempts) > 1 and last.sha is not None and last.sha in {a.sha for a in attempts[:-1]}:
                 return "stuck: repeated program"
-        if rule.agree and len(attempts) >= rule.agree:
-            recent = attempts[-rule.agree:]
-            if all(a.visible_ok and a.probes for a in recent) and all(a.probes == recent[0].probes for a in recent):
-                return "agree"
         if rule.tokens and res.tokens >= rule.tokens:
             return "tokens"
         if rule.seconds and time.perf_counter() - start >= rule.seconds:
