@@ -12,7 +12,7 @@ import pytest
 from recursia.code.backends import Backend, BackendError, Reply
 from recursia.code.extract import extract_program, longest_parsing_prefix, normalized
 from recursia.code.loop import CodeHaltRule, LoopConfig, Refiner
-from recursia.code.probes import mutated_calls, probe_calls, probes_for
+from recursia.code.probes import mutated_calls, probe_calls, probe_tests, probes_for
 from recursia.code.prompts import head_of
 from recursia.code.stats import mcnemar, wilson
 from recursia.code.tasks import CodeTask
@@ -101,7 +101,27 @@ def test_head_of_is_derived_from_the_program():
 def test_probe_calls_from_tests_and_prompt():
     task = CodeTask(task_id="p", benchmark="unit", prompt="f(3) == 9 and for example f([1, (2)]) is fine",
                     entry_point="f", visible_tests=("assert f(2) == 4",), hidden_tests=())
-    assert probe_calls(task) == ["f(2)", "f(3)", "f([1, (2)])"]
+    assert probe_calls(task) == ["f(2)", "f(3)", "f([1, 2])"]
+    # the compared side of an assert, as the test compares; names only the text defines are left out
+    task = CodeTask(task_id="q", benchmark="unit", prompt="def f(arr): ... e.g. f(arr) or f([2, 1])",
+                    entry_point="f", visible_tests=("assert set(f([1, 2])) == {1, 2}",
+                                                    "import math\nassert math.isclose(f(0.5), 1.0, rel_tol=0.001)"),
+                    hidden_tests=())
+    assert probe_calls(task) == ["set(f([1, 2]))", "f(0.5)", "f([2, 1])"]
+    assert probes_for(task)[3:5] == ["set(f([]))", "f(0.0)"]
+
+
+def test_probe_values_compare_as_equal_values_do():
+    from recursia.code.iotest import Test
+    from recursia.code.probes import behaviour
+    from recursia.code.sandbox import execute
+
+    prog = "def f(k):\n    return [{'pear', 'fig', 'kiwi', 'plum'}, {'b': 1, 'a': 2}, 0.1 + 0.2, (1,)][k]\n"
+    other = "def f(k):\n    return [{'plum', 'kiwi', 'fig', 'pear'}, {'a': 2, 'b': 1}, 0.3, (1,)][k]\n"
+    calls = probe_tests(["f(0)", "f(1)", "f(2)", "f(3)", "f(9)"])
+    a, b = ([behaviour(t) for t in execute(p, calls).tests] for p in (prog, other))
+    assert a == b and a[-1] == "error" and a[3].startswith("(1,)#")
+    assert isinstance(calls[0], Test)
 
 
 # ---------------------------------------------------------------------------------------------------- halting

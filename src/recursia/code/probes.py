@@ -14,6 +14,8 @@ value needed. No model call is spent on them.
 from __future__ import annotations
 
 import ast
+import builtins
+import copy
 import hashlib
 import math
 import re
@@ -22,10 +24,29 @@ from .iotest import Test, value_test
 
 
 def probe_calls(task, limit: int = 6) -> list[str]:
-    """Calls of the entry point found in the visible tests and the prompt, in order of appearance."""
+    """What the visible tests and the prompt compute with the entry point, in order of appearance: from an
+    `assert` the compared side that calls it (`set(f(x))` where the test reads `set(f(x)) == {...}`, so that
+    programs are compared as the test compares them), else the entry point's calls found in the text. Calls
+    of names that only the task's text defines (`f(arr)` in a signature) are left out."""
     found: list[str] = []
+
+    def add(expr: str) -> None:
+        try:
+            node = ast.parse(expr.strip(), mode="eval")
+        except SyntaxError:
+            return
+        free = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} - {task.entry_point} - set(dir(builtins))
+        text = ast.unparse(node)
+        if not free and not any(text in f for f in found):  # `f(x)` again after `set(f(x))`: the same probe
+            found.append(text)
+
     pattern = re.compile(rf"\b{re.escape(task.entry_point)}\s*\(")
     for text in [t.source for t in task.visible_tests] + [task.prompt]:
+        compared = _compared(text, task.entry_point)
+        if compared:
+            for expr in compared:
+                add(expr)
+            continue
         for m in pattern.finditer(text):
             depth, end = 0, None
             for j in range(m.end() - 1, min(len(text), m.end() + 400)):
@@ -33,16 +54,32 @@ def probe_calls(task, limit: int = 6) -> list[str]:
                 if depth == 0:
                     end = j + 1
                     break
-            if end is None:
-                continue
-            call = text[m.start():end]
-            try:
-                ast.parse(call, mode="eval")
-            except SyntaxError:
-                continue
-            if call not in found:
-                found.append(call)
+            if end is not None:
+                add(text[m.start():end])
     return found[:limit]
+
+
+def _calls_entry(node: ast.AST, entry_point: str) -> bool:
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == entry_point
+               for n in ast.walk(node))
+
+
+def _compared(source: str, entry_point: str) -> list[str]:
+    """The sides of a test's asserts that call the entry point: `a` in `assert a == b` or in
+    `assert math.isclose(a, b)`; [] when the text is no such Python."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    out = []
+    for st in ast.walk(tree):
+        if not isinstance(st, ast.Assert):
+            continue
+        t = st.test
+        parts = [t.left, *t.comparators] if isinstance(t, ast.Compare) else list(t.args) if isinstance(
+            t, ast.Call) else [t]
+        out += [ast.unparse(p) for p in parts if _calls_entry(p, entry_point)][:1]
+    return out
 
 
 def _variants(v) -> list:
@@ -72,33 +109,39 @@ def _literal_text(v) -> str | None:
         return None
 
 
-def mutated_calls(calls: list[str], limit: int) -> list[str]:
-    """Up to `limit` calls made from `calls` by changing one literal argument (see the module doc), taken
-    round-robin over the original calls so that each contributes; originals and repeats are left out."""
+def _target(tree: ast.AST, entry_point: str | None) -> ast.Call | None:
+    return next((n for n in ast.walk(tree) if isinstance(n, ast.Call) and (
+        entry_point is None or isinstance(n.func, ast.Name) and n.func.id == entry_point)), None)
+
+
+def mutated_calls(calls: list[str], limit: int, entry_point: str | None = None) -> list[str]:
+    """Up to `limit` probes made from `calls` by changing one literal argument of the entry point's call in
+    each (the outermost call when no entry point is named; see the module doc), taken round-robin over the
+    calls so that each contributes; originals and repeats are left out."""
     per_call: list[list[str]] = []
     for call in calls:
-        node = ast.parse(call, mode="eval").body
-        if not isinstance(node, ast.Call):
-            continue
-        args = [("", a) for a in node.args] + [(k.arg or "", k.value) for k in node.keywords]
-        if any(isinstance(a, ast.Starred) for _, a in args) or any(not k for k, _ in args[len(node.args):]):
+        tree = ast.parse(call, mode="eval")
+        node = _target(tree, entry_point)
+        if node is None or any(isinstance(a, ast.Starred) for a in node.args) or any(
+                k.arg is None for k in node.keywords):
             continue
         try:
-            values = [ast.literal_eval(a) for _, a in args]
+            values = [ast.literal_eval(a) for a in [*node.args, *(k.value for k in node.keywords)]]
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             continue  # an argument that is not a literal: nothing to vary
-        texts = [_literal_text(v) for v in values]
-        if any(t is None for t in texts):
-            continue
-        head, mine = ast.unparse(node.func), []
+        mine = []
         for i, v in enumerate(values):
             for w in _variants(v):
-                wt = _literal_text(w)
-                if wt is None or wt == texts[i]:
+                text = _literal_text(w)
+                if text is None or w == v:
                     continue
-                parts = [wt if j == i else texts[j] for j in range(len(values))]
-                parts = [p if not k else f"{k}={p}" for (k, _), p in zip(args, parts)]
-                mine.append(f"{head}({', '.join(parts)})")
+                varied = copy.deepcopy(tree)
+                target, new = _target(varied, entry_point), ast.parse(text, mode="eval").body
+                if i < len(target.args):
+                    target.args[i] = new
+                else:
+                    target.keywords[i - len(target.args)].value = new
+                mine.append(ast.unparse(varied))
         per_call.append(mine)
     out: list[str] = []
     for rank in range(max((len(m) for m in per_call), default=0)):
@@ -111,28 +154,33 @@ def mutated_calls(calls: list[str], limit: int) -> list[str]:
 def probes_for(task, limit: int = 16) -> list[str]:
     """The probe calls of a task: its visible calls, then mutations of them, `limit` in all."""
     calls = probe_calls(task)
-    return (calls + mutated_calls(calls, limit))[:limit]
+    return (calls + mutated_calls(calls, limit, task.entry_point))[:limit]
 
 
 def probe_tests(calls: list[str]) -> list[Test]:
     return [value_test(c) for c in calls]
 
 
-def _canonical(v):
-    """Floats to 9 significant digits (two right programs may sum in another order), containers inside out."""
+def _canonical(v) -> str:
+    """A value as text that equal values share: floats to 9 significant digits (two right programs may sum in
+    another order), sets and dicts sorted (their order follows string hashes, which differ between processes)."""
     if isinstance(v, float):
-        return v if not math.isfinite(v) else float(f"{v:.9g}")
+        return repr(v if not math.isfinite(v) else float(f"{v:.9g}"))
     if isinstance(v, (list, tuple)):
-        return type(v)(_canonical(e) for e in v)
+        inner = ", ".join(_canonical(e) for e in v)
+        return f"[{inner}]" if isinstance(v, list) else f"({inner}{',' if len(v) == 1 else ''})"
+    if isinstance(v, (set, frozenset)):
+        return "{" + ", ".join(sorted(_canonical(e) for e in v)) + "}"
     if isinstance(v, dict):
-        return {k: _canonical(e) for k, e in v.items()}
-    return v
+        return "{" + ", ".join(sorted(f"{_canonical(k)}: {_canonical(e)}" for k, e in v.items())) + "}"
+    return repr(v)
 
 
 def behaviour(t) -> str:
     """One probe's outcome as programs are compared on it: the value (short text and a hash of all of it), or
-    the error type."""
+    "error" for any exception or time-out (two right programs may refuse an input they need not take in
+    different ways)."""
     if t.passed and t.values:
-        text = repr(_canonical(t.values[0][0]))
+        text = _canonical(t.values[0][0])
         return f"{text[:80]}#{hashlib.sha256(text.encode()).hexdigest()[:12]}"
-    return t.error_type or "?"
+    return "error"
