@@ -367,11 +367,11 @@ class Refiner:
 
     def _next(self, y: Attempt, reason: str) -> tuple[str, bool]:
         """(halt reason, whether the next step draws afresh) after attempt y. Restarts turn `stuck` into a fresh
-        draw; a passing program that did not halt the loop (`agree`) is checked against a fresh draw, never
+        draw; under `agree`, a passing program that did not halt the loop is checked against a fresh draw, never
         rewritten."""
         if reason:
             return ("", True) if self.cfg.restart != "never" and reason.startswith("stuck") else (reason, False)
-        return "", self.cfg.restart == "always" or y.visible_ok
+        return "", self.cfg.restart == "always" or bool(self.cfg.halt.agree) and y.visible_ok
 
     def _step(self, task, res: LoopResult, z: Reasoning, program: str | None, depth: int, probes: list[str],
               start: float, fresh: bool) -> str:
