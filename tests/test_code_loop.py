@@ -14,6 +14,7 @@ from recursia.code.extract import extract_program, longest_parsing_prefix, norma
 from recursia.code.loop import CodeHaltRule, LoopConfig, Refiner
 from recursia.code.probes import mutated_calls, probe_calls, probe_tests, probes_for
 from recursia.code.prompts import head_of
+from recursia.code.sandbox import Limits
 from recursia.code.stats import mcnemar, wilson
 from recursia.code.tasks import CodeTask
 from recursia.errors import ConfigError
@@ -291,6 +292,20 @@ def test_agree_without_probe_calls_halts_at_the_first_pass():
                     visible_tests=(), hidden_tests=())
     res = Refiner(Script([RIGHT]), LoopConfig(N_sup=3, n=0, halt=CodeHaltRule(passed=False, agree=2))).solve(task)
     assert res.halt_reason == "pass" and res.calls == 1 and res.attempts[0].probes == []
+
+
+def test_a_probe_that_hangs_costs_only_itself():
+    # f(0) never returns: the other probes still report their values, so the two programs still agree
+    task = CodeTask(task_id="h", benchmark="unit", prompt="Halve n.", entry_point="f",
+                    visible_tests=("assert f(4) == [4, 2]",), hidden_tests=())
+    slow = "```python\ndef f(n):\n    out = []\n    while n != 1:\n        out.append(n)\n        n //= 2\n    return out\n```"
+    fast = "```python\ndef f(n):\n    out = []\n    while n > 1:\n        out.append(n)\n        n //= 2\n    return out\n```"
+    cfg = LoopConfig(N_sup=1, n=0, halt=CodeHaltRule(passed=False, agree=2), limits=Limits(timeout_s=1.0))
+    res = Refiner(Script([slow, slow]), cfg).solve(task)
+    probes = res.attempts[0].probes
+    assert res.halt_reason == "agree" and probes[0].startswith("[4, 2]#") and probes.count("error") == 2  # 0, -4
+    res = Refiner(Script([slow, fast]), cfg).solve(task)
+    assert res.halt_reason == "depth" and res.attempts[1].probes.count("error") == 0
 
 
 def test_probes_vary_one_literal_argument_at_a_time():

@@ -281,11 +281,19 @@ class Refiner:
         if self.cfg.halt.agree and r.passed == len(suite) and not probes:
             probe_out = []  # nothing to compare on: `agree` halts at this pass (_halt)
         elif probes and self.cfg.halt.agree and r.passed == len(suite):
-            quick = replace(self.cfg.limits, timeout_s=min(self.cfg.limits.timeout_s, 5.0),
-                            cpu_s=min(self.cfg.limits.cpu_s, 5))  # a varied input may make a program loop
-            pr = execute(program, probe_tests(probes), task.setup, quick)
-            probe_out = [behaviour(t) for t in pr.tests]
+            probe_out = self._probe(task, program, probes)
         return Attempt(depth, program, r.signature(), r.passed, len(suite), r.to_dict(), probe_out)
+
+    def _probe(self, task, program: str, probes: list[str]) -> list[str]:
+        """The program's behaviour on the probe calls, all in one run; if a varied input makes it hang or crash
+        (the run is then failed whole), each probe in a run of its own, so that one bad input costs one probe."""
+        lim = self.cfg.limits
+        tests = probe_tests(probes)
+        pr = execute(program, tests, task.setup, replace(lim, timeout_s=min(lim.timeout_s, 5.0), cpu_s=min(lim.cpu_s, 5)))
+        if pr.status == "ok":
+            return [behaviour(t) for t in pr.tests]
+        one = replace(lim, timeout_s=min(lim.timeout_s, 2.0), cpu_s=min(lim.cpu_s, 2))
+        return [behaviour(execute(program, [t], task.setup, one).tests[0]) for t in tests]
 
     def generate(self, task, res: LoopResult, temperature: float, seed: int) -> tuple[str | None, bool]:
         """One independent sample from x alone (depth 0, and the equal-budget baseline's draws): (program or
