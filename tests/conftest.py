@@ -40,6 +40,14 @@ def tiny_model_config(**overrides) -> ModelConfig:
     return ModelConfig(**base)
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """The tests marked slow first, the demo's training at their head: pytest-xdist hands tests to its workers
+    in this order, so the longest ones start at once and run beside the rest."""
+    def key(item):
+        return (item.get_closest_marker("slow") is None, "demo_preset" not in item.name)
+    items.sort(key=key)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

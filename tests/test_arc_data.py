@@ -169,6 +169,7 @@ def test_arc_model_trains_and_heldout_fitting_touches_only_new_rows(tmp_path):
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in weights.items())  # network frozen
 
 
+@pytest.mark.slow
 def test_arc_through_the_command_line(tmp_path, monkeypatch):
     """build -> train -> eval -> solve (a known evaluation task, and a task the model never saw)."""
     import os

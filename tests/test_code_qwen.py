@@ -72,6 +72,7 @@ def test_missing_part_or_different_bytes_fail_with_one_line(qwen, tmp_path, monk
         make_backend("gguf:qwen2.5-coder-0.5x")
 
 
+@pytest.mark.slow
 def test_qwen_solves_humaneval_plus_tasks_end_to_end(qwen, tmp_path):
     """Three HumanEval+ tasks at depth 0, scored on EvalPlus's base and plus inputs. The published greedy
     HumanEval+ pass@1 of this model is 57.3%; these three are easy, and a model that solves none of them is

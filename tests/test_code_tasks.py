@@ -271,6 +271,7 @@ def test_check_humaneval_through_the_cli(tmp_path):
     assert json.loads(out.read_text())["benchmarks"]["humaneval"]["passed"] == 164
 
 
+@pytest.mark.slow
 def test_check_mbpp_through_the_cli():
     data = str(code_data())
     code, text = cli("code", "check", "--bench", "mbpp", "--data", data, "-q")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 import torch
 
 from recursia.config import build_config
@@ -45,6 +46,7 @@ def _tasks(count: int, seed: int) -> list[D.DeepCoderTask]:
     return out
 
 
+@pytest.mark.slow
 def test_tiny_trm_learns_a_tiny_program_set(tmp_path):
     data = tmp_path / "data"
     write_dataset(data, "deepcoder", D.SEQ_LEN, D.VOCAB_SIZE,

@@ -20,6 +20,7 @@ SMALL = ["data.generate.blanks=30", "data.generate.min_rounds=3", "data.generate
          "data.generate.test_count=200", "train.steps=1200", "model.N_sup=6", "train.log_every=100"]
 
 
+@pytest.mark.slow
 def test_tiny_trm_learns_generated_sudoku(tmp_path):
     result = train(build_config("demo", SMALL), tmp_path / "run", progress=False)
     by_step = result["eval"]["all_steps"]["exact_accuracy_by_step"]

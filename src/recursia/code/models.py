@@ -109,7 +109,7 @@ def gguf_path(name: str) -> Path:
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
-        stamp_tmp = stamp_file.with_name(stamp_file.name + ".tmp")
+        stamp_tmp = stamp_file.with_name(f"{stamp_file.name}.{os.getpid()}.tmp")  # test workers may race
         stamp_tmp.write_text(stamp)
         os.replace(stamp_tmp, stamp_file)
     except OSError as e:
