@@ -349,9 +349,12 @@ sys.path.insert(0, os.path.dirname(sys.argv[1]))  # for its `from conftest impor
 mod = runpy.run_path(sys.argv[1])
 server = mod["Server"](mod["Path"](sys.argv[2]))
 attack = "import subprocess, sys\\nsubprocess.run([sys.executable, '-c', 'import time; time.sleep(60)', %r])\\n"
+lock = threading.Lock()  # two runs report from two threads: one whole line at a time
 def report(rec):
     if rec[0] in ("runner", "pid"):
-        print(rec[0], rec[1], flush=True)
+        with lock:
+            sys.stdout.write(f"{rec[0]} {rec[1]}\\n")
+            sys.stdout.flush()
 for namespaces in (True, False):
     threading.Thread(target=server.run, args=(attack % sys.argv[3],), kwargs={"on_record": report,
                      "namespaces": namespaces}, daemon=True).start()
