@@ -85,7 +85,7 @@ def test_qwen_solves_humaneval_plus_tasks_end_to_end(qwen, tmp_path):
     run = tmp_path / "run"
     r = CliRunner().invoke(app, ["code", "eval", "--bench", "humaneval+", "--data", str(data), "--backend",
                                  "gguf:qwen2.5-coder-0.5b", "--depth", "0", "--tasks",
-                                 "HumanEval/0,HumanEval/4,HumanEval/7", "--threads", "2", "--quiet", "--out",
+                                 "HumanEval/0,HumanEval/4,HumanEval/7", "--threads", "1", "--quiet", "--out",
                                  str(run)])
     assert r.exit_code == 0, r.output
     records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
@@ -99,7 +99,7 @@ def test_a_chat_reply_depends_only_on_its_prompt_and_seed(qwen):
     must be the same whether that cache was warm, or cold after another prompt."""
     from recursia.code.backends import GenerationConfig, LlamaCppBackend, Prompt
 
-    be = LlamaCppBackend(qwen, gen=GenerationConfig(max_tokens=24), threads=2)
+    be = LlamaCppBackend(qwen, gen=GenerationConfig(max_tokens=24), threads=1)  # the suite runs 2 at once
     ask = Prompt(messages=({"role": "user", "content": "Write a Python function that squares a number."},))
     other = Prompt(messages=({"role": "user", "content": "Name three prime numbers and say why they are prime."},))
     cold1 = be.generate(ask, temperature=0.8, seed=1).text
