@@ -1,7 +1,7 @@
 """Probe calls that tell candidate programs apart, for the `agree` halting rule and the choice among candidates.
 
-A program can pass every visible test and still be wrong: MBPP shows one assert, and half of HumanEval's
-wrong programs pass the prompt's examples. Two programs that both pass but return different values on some
+A program can pass every visible test and still be wrong: MBPP shows one assert, and most of a small model's
+wrong HumanEval+ programs pass the prompt's examples (docs/benchmarks.md). Two programs that both pass but return different values on some
 other input cannot both be right, so the loop runs every passing program on the same probe calls and keeps
 the behaviour that most programs share (as AlphaCode clusters samples and CodeT ranks them by agreement).
 
