@@ -278,10 +278,8 @@ class Refiner:
             return Attempt(depth, None, UNUSABLE, 0, len(suite), None)
         r = execute(program, suite, task.setup, self.cfg.limits)
         probe_out = None
-        if self.cfg.halt.agree and r.passed == len(suite) and not probes:
-            probe_out = []  # nothing to compare on: `agree` halts at this pass (_halt)
-        elif probes and self.cfg.halt.agree and r.passed == len(suite):
-            probe_out = self._probe(task, program, probes)
+        if self.cfg.halt.agree and r.passed == len(suite):  # no probe call: [], and `agree` halts at this pass
+            probe_out = self._probe(task, program, probes) if probes else []
         return Attempt(depth, program, r.signature(), r.passed, len(suite), r.to_dict(), probe_out)
 
     def _probe(self, task, program: str, probes: list[str]) -> list[str]:
@@ -289,7 +287,8 @@ class Refiner:
         (the run is then failed whole), each probe in a run of its own, so that one bad input costs one probe."""
         lim = self.cfg.limits
         tests = probe_tests(probes)
-        pr = execute(program, tests, task.setup, replace(lim, timeout_s=min(lim.timeout_s, 5.0), cpu_s=min(lim.cpu_s, 5)))
+        batch = replace(lim, timeout_s=min(lim.timeout_s, 5.0), cpu_s=min(lim.cpu_s, 5))
+        pr = execute(program, tests, task.setup, batch)
         if pr.status == "ok":
             return [behaviour(t) for t in pr.tests]
         one = replace(lim, timeout_s=min(lim.timeout_s, 2.0), cpu_s=min(lim.cpu_s, 2))

@@ -1,9 +1,10 @@
 """Probe calls that tell candidate programs apart, for the `agree` halting rule and the choice among candidates.
 
 A program can pass every visible test and still be wrong: MBPP shows one assert, and most of a small model's
-wrong HumanEval+ programs pass the prompt's examples (docs/benchmarks.md). Two programs that both pass but return different values on some
-other input cannot both be right, so the loop runs every passing program on the same probe calls and keeps
-the behaviour that most programs share (as AlphaCode clusters samples and CodeT ranks them by agreement).
+wrong HumanEval+ programs pass the prompt's examples (docs/benchmarks.md). Two programs that both pass but
+return different values on some other input cannot both be right, so the loop runs every passing program on
+the same probe calls and keeps the behaviour that most programs share (as AlphaCode clusters samples and
+CodeT ranks them by agreement).
 
 The probes are the entry point's calls found in the visible tests and the prompt, then the same calls with
 one literal argument changed in a way that keeps its type and mostly makes it smaller (an empty or shorter
@@ -59,9 +60,10 @@ def probe_calls(task, limit: int = 6) -> list[str]:
     return found[:limit]
 
 
-def _calls_entry(node: ast.AST, entry_point: str) -> bool:
-    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == entry_point
-               for n in ast.walk(node))
+def _target(tree: ast.AST, entry_point: str | None) -> ast.Call | None:
+    """The first call of the entry point in tree (of any function when entry_point is None), or None."""
+    return next((n for n in ast.walk(tree) if isinstance(n, ast.Call) and (
+        entry_point is None or isinstance(n.func, ast.Name) and n.func.id == entry_point)), None)
 
 
 def _compared(source: str, entry_point: str) -> list[str]:
@@ -78,7 +80,7 @@ def _compared(source: str, entry_point: str) -> list[str]:
         t = st.test
         parts = [t.left, *t.comparators] if isinstance(t, ast.Compare) else list(t.args) if isinstance(
             t, ast.Call) else [t]
-        out += [ast.unparse(p) for p in parts if _calls_entry(p, entry_point)][:1]
+        out += [ast.unparse(p) for p in parts if _target(p, entry_point) is not None][:1]
     return out
 
 
@@ -107,11 +109,6 @@ def _literal_text(v) -> str | None:
         return text if ast.literal_eval(text) == v else None
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return None
-
-
-def _target(tree: ast.AST, entry_point: str | None) -> ast.Call | None:
-    return next((n for n in ast.walk(tree) if isinstance(n, ast.Call) and (
-        entry_point is None or isinstance(n.func, ast.Name) and n.func.id == entry_point)), None)
 
 
 def mutated_calls(calls: list[str], limit: int, entry_point: str | None = None) -> list[str]:
