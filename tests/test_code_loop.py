@@ -231,6 +231,25 @@ def test_restart_always_never_rewrites():
     assert b.prompts[0] == b.prompts[1] == b.prompts[2]
 
 
+def test_restart_fresh_first_rewrites_only_where_two_draws_fail_alike():
+    halt = CodeHaltRule(passed=True, stuck=2)
+    # Two draws failing differently: resampling goes on, as with `always`.
+    res, b = _solve([WRONG, WRONG2, RIGHT], N_sup=4, halt=halt, restart="fresh-first")
+    assert [a.fresh for a in res.attempts] == [False, True, True] and res.halt_reason == "pass"
+    # The greedy program and a draw fail alike (another program, the same value): the next step rewrites, shown
+    # how they fail; the rewrite fails differently, so the step after it draws afresh again.
+    res, b = _solve([WRONG, SAME_VALUE, WRONG2, RIGHT], N_sup=4, halt=halt, restart="fresh-first",
+                    refine_sees_y=False)
+    assert [a.fresh for a in res.attempts] == [False, True, False, True] and res.halt_reason == "pass"
+    assert b.prompts[0] == b.prompts[1] == b.prompts[3] != b.prompts[2]
+    assert "returned -1, expected 3" in b.prompts[2].messages[-1]["content"]
+    # A rewrite that repeats a program is stuck too, but a rewrite is never followed by another one, and a
+    # draw that repeats an older draw (not the one just before it) is followed by a draw.
+    res, b = _solve([WRONG, SAME_VALUE, WRONG, SAME_VALUE, RIGHT], N_sup=4, halt=halt, restart="fresh-first")
+    assert [a.fresh for a in res.attempts] == [False, True, False, True, True]
+    assert res.halt_reason == "pass" and res.calls == 5
+
+
 def test_unusable_reply_is_a_signature_not_a_crash():
     res, _ = _solve(["no code here", "still nothing", RIGHT], N_sup=3, halt=CodeHaltRule(passed=True))
     assert [a.signature for a in res.attempts[:2]] == ["unusable reply", "unusable reply"]

@@ -259,8 +259,9 @@ def eval_cmd(
                                        "to the rewrite step (default), or only the task and how it failed."),
     restart: str = typer.Option("never", "--restart", help="When rewriting makes no headway, draw a fresh "
                                 "program from the task instead: never (halt when stuck), stuck (where the stuck "
-                                "rule fires), no-progress (also after any rewrite that is no better) or always "
-                                "(never rewrite: resampling under the loop's halting rule)."),
+                                "rule fires), no-progress (also after any rewrite that is no better), always "
+                                "(never rewrite: resampling under the loop's halting rule) or fresh-first (draw "
+                                "afresh, but rewrite where two draws in a row fail alike)."),
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also score the equal-budget "
                                   "resampling baseline."),
     split: Optional[str] = typer.Option(None, "--split", help="MBPP split: prompt, test (default), validation, "

@@ -34,7 +34,7 @@ from .probes import behaviour, probe_tests, probes_for
 from .sandbox import Limits, execute
 
 UNUSABLE = "unusable reply"
-RESTARTS = ("never", "stuck", "no-progress", "always")
+RESTARTS = ("never", "stuck", "no-progress", "always", "fresh-first")
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,9 @@ class LoopConfig:
     # When refining makes no headway, draw a fresh y from x instead (TRM re-initialises y): "never" halts where
     # the `stuck` rule says so; "stuck" samples afresh there instead and goes on; "no-progress" also samples
     # afresh after any rewrite that passes no more visible tests than the best so far; "always" never rewrites
-    # (pure resampling under the loop's halting rule: the baseline's policy, plus `agree`'s choice if set).
+    # (pure resampling under the loop's halting rule: the baseline's policy, plus `agree`'s choice if set);
+    # "fresh-first" draws afresh too, but rewrites where two programs drawn from x in a row failed alike (the
+    # `stuck` rule): resampling is then repeating one misreading, and the rewrite is shown how it fails.
     restart: str = "never"
     sample_temperature: float = 0.8   # of a fresh draw
     limits: Limits = field(default_factory=Limits)
@@ -321,7 +323,7 @@ class Refiner:
         max_depth = cfg.N_sup
         if self.depth_policy is not None:  # the type includes the first error's class: known only now
             max_depth = min(cfg.N_sup, self.depth_policy.depth_for(task, y.signature))
-        reason, fresh = self._next(y, reason)  # fresh: the next step draws a new y from x instead of rewriting
+        reason, fresh = self._next(res, reason)  # fresh: the next step draws a new y from x instead of rewriting
         draws = 0  # fresh draws so far
         for depth in range(1, cfg.N_sup + 1):
             if not reason and depth > max_depth:
@@ -338,7 +340,7 @@ class Refiner:
                     break
                 reason = self._step(task, res, z, new, depth, probes, start, fresh=True)
                 y = res.attempts[-1]
-                reason, fresh = self._next(y, reason)
+                reason, fresh = self._next(res, reason)
                 continue
             current = res.submission() if res.submission().program is not None else y
             if cfg.restart != "never" and y.program is not None and y.score() >= current.score():
@@ -364,7 +366,7 @@ class Refiner:
                 break
             reason = self._step(task, res, z, new, depth, probes, start, fresh=False)
             y = res.attempts[-1]
-            reason, fresh = self._next(y, reason)
+            reason, fresh = self._next(res, reason)
             if cfg.restart == "no-progress" and not reason and y.score() <= before:
                 fresh = True
         res.halt_reason = reason or "depth"
@@ -372,13 +374,18 @@ class Refiner:
         res.seconds = time.perf_counter() - start
         return res
 
-    def _next(self, y: Attempt, reason: str) -> tuple[str, bool]:
-        """(halt reason, whether the next step draws afresh) after attempt y. Restarts turn `stuck` into a fresh
-        draw; under `agree`, a passing program that did not halt the loop is checked against a fresh draw, never
-        rewritten."""
+    def _next(self, res: LoopResult, reason: str) -> tuple[str, bool]:
+        """(halt reason, whether the next step draws afresh) after the latest attempt. Restarts turn `stuck` into
+        a fresh draw, except that `fresh-first` rewrites where the two programs that got stuck were both drawn
+        from x; under `agree`, a passing program that did not halt the loop is checked against a fresh draw,
+        never rewritten."""
+        restart, y = self.cfg.restart, res.attempts[-1]
         if reason:
-            return ("", True) if self.cfg.restart != "never" and reason.startswith("stuck") else (reason, False)
-        return "", self.cfg.restart == "always" or bool(self.cfg.halt.agree) and y.visible_ok
+            if restart == "never" or not reason.startswith("stuck"):
+                return reason, False
+            drawn = all(a.fresh or a.depth == 0 for a in res.attempts[-2:])
+            return "", not (restart == "fresh-first" and drawn)
+        return "", restart in ("always", "fresh-first") or bool(self.cfg.halt.agree) and y.visible_ok
 
     def _step(self, task, res: LoopResult, z: Reasoning, program: str | None, depth: int, probes: list[str],
               start: float, fresh: bool) -> str:
