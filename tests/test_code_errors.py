@@ -244,6 +244,10 @@ def test_a_store_that_cannot_be_opened_stops_eval_before_anything_is_made(tmp_pa
     assert not (run / "config.json").exists()
     refused(code("eval", "--bench", tasks, "--backend", f"gguf:{tmp_path / 'none.gguf'}", "--mode", "bogus",
                  "--out", run, "--quiet"), "--mode 'bogus'")
+    refused(code("eval", "--bench", tasks, "--backend", f"gguf:{tmp_path / 'none.gguf'}", "--prompt-style",
+                 "bogus", "--out", run, "--quiet"), "--prompt-style 'bogus'")
+    refused(code(*eval_args(tasks, _closed_url(), "--prompt-style", "evalplus", "--out", run)),
+            "OpenAI-compatible server cannot")
     if Path("/sys").is_dir():
         line = refused(code(*eval_args(tasks, _closed_url(), "--store", "/sys/s.sqlite", "--out", run)),
                        "cannot be written")

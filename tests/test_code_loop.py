@@ -250,6 +250,27 @@ def test_restart_fresh_first_rewrites_only_where_two_draws_fail_alike():
     assert res.halt_reason == "pass" and res.calls == 5
 
 
+def test_evalplus_prompt_style_asks_as_evalplus_and_reads_the_continued_reply():
+    from recursia.code.backends import OpenAIBackend, Prompt
+    from recursia.code.prompts import EVALPLUS_ASK, EVALPLUS_REPLY, initial
+
+    prompt, prefix = initial(TASK, "chat", "evalplus")
+    assert [m["role"] for m in prompt.messages] == ["user"] and prefix == ""  # no system message, as EvalPlus
+    assert prompt.messages[0]["content"] == f"{EVALPLUS_ASK}\n```\n{TASK.prompt}\n```\n"
+    assert prompt.reply_start == EVALPLUS_REPLY and EVALPLUS_REPLY.endswith("```python\n")
+    assert initial(TASK, "completion", "evalplus") == initial(TASK, "completion")  # base models: as before
+    with pytest.raises(ValueError, match="prompt style"):
+        initial(TASK, "chat", "fancy")
+    # The model's reply is the rest of the fenced block: the loop reads it after the start it was given.
+    res, b = _solve(["def add(a, b):\n    return a + b\n"], N_sup=2, prompt_style="evalplus")
+    assert res.halt_reason == "pass" and b.prompts[0].reply_start == EVALPLUS_REPLY
+    with pytest.raises(ConfigError, match="prompt_style"):
+        LoopConfig(prompt_style="fancy").validate()
+    # No OpenAI-compatible server can be asked to continue a reply: a clear error before any request.
+    with pytest.raises(BackendError, match="prompt-style recursia"):
+        OpenAIBackend("http://127.0.0.1:9", "m").generate(Prompt(messages=prompt.messages, reply_start="x"))
+
+
 def test_unusable_reply_is_a_signature_not_a_crash():
     res, _ = _solve(["no code here", "still nothing", RIGHT], N_sup=3, halt=CodeHaltRule(passed=True))
     assert [a.signature for a in res.attempts[:2]] == ["unusable reply", "unusable reply"]

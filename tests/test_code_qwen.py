@@ -112,3 +112,26 @@ def test_a_chat_reply_depends_only_on_its_prompt_and_seed(qwen):
     warm1 = be.generate(ask, temperature=0.8, seed=1).text
     assert (warm1, warm2) == (cold1, cold2) and cold1 != cold2  # the seeds differ, so the draws do
     be.close()
+
+
+def test_evalplus_prompt_continues_the_reply_it_starts(qwen):
+    """`--prompt-style evalplus` renders EvalPlus's chat prompt through the file's own template, cut inside the
+    assistant's turn after its opening ```python, and the model goes on from there."""
+    from recursia.code.backends import GenerationConfig, LlamaCppBackend
+    from recursia.code.loop import LoopConfig, LoopResult, Refiner
+    from recursia.code.prompts import EVALPLUS_REPLY, initial
+    from recursia.code.tasks import CodeTask
+
+    task = CodeTask(task_id="t/sq", benchmark="unit", entry_point="square",
+                    prompt='def square(x: int) -> int:\n    """Return x squared.\n    >>> square(3)\n    9\n    """\n',
+                    visible_tests=("assert square(3) == 9",), hidden_tests=("assert square(-2) == 4",))
+    be = LlamaCppBackend(qwen, gen=GenerationConfig(max_tokens=96), threads=1)
+    prompt, _ = initial(task, be.mode, "evalplus")
+    text, _ = be._chat_text(prompt)
+    assert text.startswith("<|im_start|>system\n")  # the template's own system turn: EvalPlus sends none
+    assert text.endswith("<|im_start|>assistant\n" + EVALPLUS_REPLY) and "```\ndef square(x: int)" in text
+    refiner = Refiner(be, LoopConfig(prompt_style="evalplus"))
+    program, failed = refiner.generate(task, LoopResult([], "", 0, 0, 0, 0.0, [], []), 0.0, 0)
+    assert not failed and program is not None and program.lstrip().startswith("def square")
+    assert refiner._run(task, program, 0, []).visible_ok
+    be.close()

