@@ -140,11 +140,11 @@ def test_evalplus_prompt_continues_the_reply_it_starts(qwen):
 def test_each_named_model_has_an_extra_that_pip_can_find():
     """`pip install 'recursia[EXTRA]'` as the error message says: pip 23.2 does not normalise the name a user
     types, so the extra must be written in PEP 685's form, and it must list exactly the model's parts."""
-    import re
+    from packaging.utils import canonicalize_name
 
     tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11's tomllib")
     extras = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"][
         "optional-dependencies"]
     for model in models.MODELS.values():
-        assert model.extra == re.sub(r"[-_.]+", "-", model.extra).lower(), model.extra
+        assert model.extra == canonicalize_name(model.extra), model.extra
         assert extras[model.extra] == [f"{p}=={model.version}" for p in model.packages]
