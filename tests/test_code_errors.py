@@ -441,6 +441,17 @@ def test_eval_options_out_of_range(tmp_path, option, value, words):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("extra,words", [
+    (("--skills-in", "y"), "--skills-in 'y'"), (("--skills-in", "x"), "give it with --skills"),
+    (("--skills-in", "x", "--skills", "S", "--prompt-style", "evalplus"), "--prompt-style evalplus")])
+def test_skills_in_needs_a_place_a_library_and_recursias_prompt(tmp_path, extra, words):
+    skills = tmp_path / "skills.json"
+    skills.write_text('{"version": 1, "splits": ["train"], "skills": []}')
+    extra = tuple(str(skills) if a == "S" else a for a in extra)
+    refused(code(*eval_args(task_file(tmp_path), _closed_url(), *extra, "--out", tmp_path / "r")), words)
+    assert not (tmp_path / "r").exists()
+
+
 def test_resume_with_a_different_out_is_refused(tmp_path, server):
     tasks, run = task_file(tmp_path), tmp_path / "run"
     assert code(*eval_args(tasks, server.url, "--limit", "1", "--out", run)).code == 0

@@ -429,6 +429,34 @@ def test_depth_policy_caps_depth_per_task_and_skills_go_into_z():
     Refiner(backend, LoopConfig(N_sup=1, n=0), skills=lib).solve(TASK)
     refine_prompt = backend.prompts[1].messages[-1]["content"]
     assert "def add_two(a, b)" in refine_prompt and "similar solved tasks" in refine_prompt
+    assert "def add_two" not in backend.prompts[0].messages[-1]["content"]  # z only: the draw from x is plain
+
+
+def test_skills_in_x_reach_every_draw_from_the_task_and_no_rewrite():
+    from recursia.code.skills import Skill, SkillLibrary
+
+    lib = SkillLibrary([Skill("solution", "mbpp", "mbpp/700", "train", "Write a function to add two numbers a and b.",
+                              "def add_two(a, b):\n    return a + b\n")])
+    # restart=always: depth 0 and two fresh draws, each from x, each holding the skill ahead of the task
+    backend = Script([WRONG, WRONG2, RIGHT])
+    res = Refiner(backend, LoopConfig(N_sup=2, n=0, restart="always", skills_in="x"), skills=lib).solve(TASK)
+    assert res.halt_reason == "pass" and [a.fresh for a in res.attempts] == [False, True, True]
+    for p in backend.prompts:
+        user = p.messages[-1]["content"]
+        assert "similar solved tasks" in user and user.index("def add_two") < user.index(TASK.prompt.strip()[:20])
+    # a rewrite's z stays free of them, and without a library the draw is today's prompt, byte for byte
+    backend = Script([WRONG, RIGHT])
+    Refiner(backend, LoopConfig(N_sup=1, n=0, skills_in="x"), skills=lib).solve(TASK)
+    assert "def add_two" in backend.prompts[0].messages[-1]["content"]
+    assert "def add_two" not in backend.prompts[1].messages[-1]["content"]
+    plain, with_none = Script([RIGHT]), Script([RIGHT])
+    Refiner(plain, LoopConfig(N_sup=0)).solve(TASK)
+    Refiner(with_none, LoopConfig(N_sup=0, skills_in="x")).solve(TASK)
+    assert plain.prompts[0].messages == with_none.prompts[0].messages
+    with pytest.raises(ConfigError, match="skills_in"):
+        LoopConfig(skills_in="y").validate()
+    with pytest.raises(ConfigError, match="prompt_style"):
+        LoopConfig(skills_in="x", prompt_style="evalplus").validate()
 
 
 def test_eval_writes_every_step_into_the_store(tmp_path):

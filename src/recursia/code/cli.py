@@ -293,6 +293,9 @@ def eval_cmd(
                                                 "from `recursia code depth` (learned on training splits)."),
     skills: Optional[Path] = typer.Option(None, "--skills", help="Skill library from `recursia code skills` "
                                           "(training splits only): similar verified solutions go into z."),
+    skills_in: str = typer.Option("z", "--skills-in", help="Where --skills goes: z (the rewrite prompts) or x "
+                                  "(every draw from the task: depth 0, fresh draws and the baseline's; a loop "
+                                  "with --restart always never rewrites, so only x reaches it)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Run the refinement loop on a benchmark: pass@1 on hidden tests at each depth 0..K, the equal-budget
@@ -372,6 +375,15 @@ def eval_cmd(
         leaked = sorted({t.task_id for t in tasks} & {sk.task_id for sk in library.skills})
         if leaked:
             _fail(f"--skills {skills} holds evaluated tasks ({', '.join(leaked[:5])}); build it from other splits")
+    from .loop import SKILLS_IN
+
+    if skills_in not in SKILLS_IN:
+        _fail(f"--skills-in {skills_in!r}: use z (the rewrite prompts) or x (every draw from the task)")
+    if skills_in != "z" and skills is None:
+        _fail(f"--skills-in {skills_in} places a skill library; give it with --skills FILE")
+    if skills_in == "x" and prompt_style != "recursia":
+        _fail(f"--skills-in x adds the skills to Recursia's prompt; --prompt-style {prompt_style} asks as the "
+              "published figures were made: drop one of the two")
     _store_ok(store)
     gen = GenerationConfig(temperature=temperature, max_tokens=max_tokens, seed=seed)
     be = make_backend(backend, base_url=base_url, model=model, mode=mode, gen=gen, timeout_s=timeout,
@@ -380,7 +392,7 @@ def eval_cmd(
     loop_cfg = LoopConfig(N_sup=depth, n=n, T=T, refine_sees_x=refine_sees_x, halt=rule, temperature=temperature,
                           refine_temperature=refine_temperature, restart=restart,
                           refine_sees_y=refine_sees_y, sample_temperature=sample_temperature,
-                          prompt_style=prompt_style, limits=limits)
+                          prompt_style=prompt_style, skills_in=skills_in, limits=limits)
     settings = EvalSettings(bench=bench, split=split, protocol=protocol, backend=be.name, depth=depth,
                             samples=samples, n=n, T=T, halt=str(rule), refine_sees_x=refine_sees_x,
                             temperature=temperature, refine_temperature=refine_temperature,
@@ -388,7 +400,7 @@ def eval_cmd(
                             prompt_style=prompt_style, baseline=baseline, seed=seed,
                             max_tokens=max_tokens, limit=limit, task_ids=[t.task_id for t in tasks],
                             depth_policy=str(depth_policy) if depth_policy else None,
-                            skills=str(skills) if skills else None)
+                            skills=str(skills) if skills else None, skills_in=skills_in)
     run = resume or out or Path("runs") / f"code-{Path(bench).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         summary = run_eval(tasks, Refiner(be, loop_cfg, policy, library), settings, run, resume=resume is not None,

@@ -57,11 +57,12 @@ class EvalSettings:
     task_ids: list[str] = field(default_factory=list)
     depth_policy: str | None = None   # depths.json (`recursia code depth`), learned on training splits
     skills: str | None = None         # skills.json (`recursia code skills`), from training splits
+    skills_in: str = "z"              # where the skills go: z (rewrite prompts) or x (every draw from the task)
 
     # What must match for `--resume` to add records to the same run.
     IDENTITY = ("bench", "split", "protocol", "backend", "depth", "samples", "n", "T", "halt", "refine_sees_x",
                 "temperature", "refine_temperature", "sample_temperature", "restart", "refine_sees_y",
-                "prompt_style", "baseline", "seed", "max_tokens", "depth_policy", "skills")
+                "prompt_style", "baseline", "seed", "max_tokens", "depth_policy", "skills", "skills_in")
 
 
 def _append(path: Path, record: dict) -> None:
@@ -439,7 +440,7 @@ def summarise(records: list[dict], s: EvalSettings | dict, task_ids: set[str] | 
     out: dict = {"bench": s["bench"], "split": s["split"], "protocol": s["protocol"], "backend": s["backend"],
                  "tasks": len(by_task), "samples": s["samples"], "depth": depth,
                  "loop": {k: s.get(k) for k in ("n", "T", "halt", "refine_sees_x", "temperature", "refine_temperature",
-                                                "depth_policy", "skills")}}
+                                                "depth_policy", "skills", "skills_in")}}
     if failed:
         out["backend_failed"] = {"tasks": len({r["task_id"] for r in failed}), "records": len(failed),
                                  "first_error": next((e for r in failed for e in r["loop"].get("errors", [])), "?")}

@@ -35,6 +35,7 @@ from .sandbox import Limits, execute
 
 UNUSABLE = "unusable reply"
 RESTARTS = ("never", "stuck", "no-progress", "always", "fresh-first")
+SKILLS_IN = ("z", "x")
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,9 @@ class LoopConfig:
     restart: str = "never"
     sample_temperature: float = 0.8   # of a fresh draw
     prompt_style: str = "recursia"    # how a program is asked for from x alone: "recursia" or "evalplus"
+    # Where a skill library's text goes: "z" (the rewrite prompts' memory) or "x" (every draw from the task,
+    # depth 0, fresh draws and the baseline's: a loop that never rewrites, `restart="always"`, reads z nowhere)
+    skills_in: str = "z"
     limits: Limits = field(default_factory=Limits)
 
     def validate(self) -> "LoopConfig":
@@ -122,6 +126,11 @@ class LoopConfig:
         if self.prompt_style not in prompts.PROMPT_STYLES:
             raise ConfigError(f"code loop prompt_style={self.prompt_style!r}: use one of "
                               f"{', '.join(prompts.PROMPT_STYLES)}")
+        if self.skills_in not in SKILLS_IN:
+            raise ConfigError(f"code loop skills_in={self.skills_in!r}: use one of {', '.join(SKILLS_IN)}")
+        if self.skills_in == "x" and self.prompt_style != "recursia":
+            raise ConfigError("code loop skills_in='x' adds the skills to Recursia's own prompt; with "
+                              f"prompt_style={self.prompt_style!r} use skills_in='z'")
         if self.restart not in RESTARTS:
             raise ConfigError(f"code loop restart={self.restart!r}: use one of {', '.join(RESTARTS)}")
         for name in ("temperature", "refine_temperature", "sample_temperature"):
@@ -263,7 +272,8 @@ class Refiner:
 
     def __init__(self, backend: Backend, cfg: LoopConfig, depth_policy=None, skills=None):
         """`depth_policy` (depth.DepthPolicy) caps N_sup per task type; `skills` (skills.SkillLibrary) puts
-        verified solutions of similar training tasks into z. Both are learned from training splits only."""
+        verified solutions of similar training tasks into z, or into x (`cfg.skills_in`). Both are learned from
+        training splits only."""
         self.backend, self.cfg = backend, cfg.validate()
         self.depth_policy, self.skills = depth_policy, skills
 
@@ -300,10 +310,15 @@ class Refiner:
         one = replace(lim, timeout_s=min(lim.timeout_s, 2.0), cpu_s=min(lim.cpu_s, 2))
         return [behaviour(execute(program, [t], task.setup, one).tests[0]) for t in tests]
 
+    def _skills(self, task) -> str:
+        """The library's text for this task ("" without a library or when nothing relevant is found)."""
+        return self.skills.for_task(task) if self.skills is not None else ""
+
     def generate(self, task, res: LoopResult, temperature: float, seed: int) -> tuple[str | None, bool]:
         """One independent sample from x alone (depth 0, and the equal-budget baseline's draws): (program or
         None, whether the backend failed)."""
-        prompt, prefix = prompts.initial(task, self.backend.mode, self.cfg.prompt_style)
+        context = self._skills(task) if self.cfg.skills_in == "x" else ""
+        prompt, prefix = prompts.initial(task, self.backend.mode, self.cfg.prompt_style, context)
         text = self._call(res, prompt, temperature, seed)
         if text is None:
             return None, True
@@ -323,7 +338,7 @@ class Refiner:
         y.calls = res.calls
         res.attempts.append(y)
         res.best.append(0)
-        z = Reasoning(skills=self.skills.for_task(task) if self.skills is not None else "")
+        z = Reasoning(skills=self._skills(task) if cfg.skills_in == "z" else "")
         z.note(y, cfg.z_attempts)
         reason = "backend error" if failed else self._halt(res, start)
         max_depth = cfg.N_sup

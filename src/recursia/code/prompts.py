@@ -66,28 +66,36 @@ def head_of(program: str, entry_point: str) -> str:
     return f"def {entry_point}("
 
 
-def initial(task, mode: str, style: str = "recursia") -> tuple[Prompt, str]:
+def initial(task, mode: str, style: str = "recursia", context: str = "") -> tuple[Prompt, str]:
     """(prompt, prefix): the prefix is the code the reply continues (completion mode), for `extract_program`.
 
     `style="evalplus"` asks an instruct model as EvalPlus's `codegen` does (no system message; the task as
     given, in a fence; the reply started for the model, up to an opening ```python), so that depth 0 can be
     set beside published EvalPlus figures. It shows the tests only as far as the task's own text does. A base
-    model (completion mode) is asked the same way in both styles."""
+    model (completion mode) is asked the same way in both styles.
+
+    `context` (a skill library's text, when it goes into x) comes before the task: in the user message, or as
+    comment lines ahead of a completion prompt."""
     if style not in PROMPT_STYLES:
         raise ValueError(f"prompt style {style!r}: use one of {', '.join(PROMPT_STYLES)}")
+    if context and style != "recursia":
+        raise ValueError(f"prompt style {style!r} asks as published figures were made and takes no context; "
+                         "use the recursia style")
+    lead = f"{context}\n\n" if context else ""
     if mode == "chat" and style == "evalplus":
         user = f"{EVALPLUS_ASK}\n```\n{task.prompt.strip()}\n```\n"
         return Prompt(messages=({"role": "user", "content": user},), reply_start=EVALPLUS_REPLY,
                       stop=("\n```",)), ""
     if mode == "chat":
         tests = "\n".join(t.source for t in task.visible_tests)
-        user = f"{_task_text(task)}\n" + (f"\nYour code should pass these tests:\n{tests}\n" if tests else "")
+        user = f"{lead}{_task_text(task)}\n" + (f"\nYour code should pass these tests:\n{tests}\n" if tests else "")
         return Prompt(messages=({"role": "system", "content": SYSTEM}, {"role": "user", "content": user})), ""
+    lead = f"{_comment(context)}\n\n" if context else ""
     if is_code_prompt(task):
-        return Prompt(text=task.prompt, stop=STOP), task.prompt
+        return Prompt(text=lead + task.prompt, stop=STOP), task.prompt
     prefix = f"def {task.entry_point}("
     tests = "\n".join(t.source for t in task.visible_tests)
-    text = f'"""\n{_task_text(task)}\n"""\n' + (f"# It must pass:\n{_comment(tests)}\n" if tests else "") + prefix
+    text = lead + f'"""\n{_task_text(task)}\n"""\n' + (f"# It must pass:\n{_comment(tests)}\n" if tests else "") + prefix
     return Prompt(text=text, stop=STOP), prefix
 
 
