@@ -289,6 +289,17 @@ def test_a_skills_file_of_the_wrong_shape(tmp_path, content):
             "not a skill library")
 
 
+def test_a_skill_library_holding_an_evaluated_task_under_mbpps_spelling_is_refused(tmp_path):
+    """MBPP+ calls MBPP's train task mbpp/602 "Mbpp/602": a library holding its solution would hand it the answer."""
+    tasks = [dict(TASKS[0], task_id="Mbpp/602")]
+    skill = {"kind": "reference", "benchmark": "mbpp", "task_id": "mbpp/602", "split": "train", "prompt": "p",
+             "program": "def f0(x):\n    return x\n"}
+    skills = tmp_path / "skills.json"
+    skills.write_text(json.dumps({"skills": [skill], "splits": ["train"]}))
+    refused(code(*eval_args(task_file(tmp_path, tasks), _closed_url(), "--skills", skills, "--out", tmp_path / "r")),
+            "holds evaluated tasks", "Mbpp/602")
+
+
 def test_a_full_store_stops_the_run_with_an_error_and_loses_nothing(tmp_path, server, monkeypatch):
     from recursia.code import store as store_mod
 

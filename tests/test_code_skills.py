@@ -69,6 +69,19 @@ def test_retrieval_finds_the_skill_for_a_paraphrased_prompt(tmp_path):
     text = lib.for_task(Task("mbpp/800", "Reverse the words in a sentence."), k=2, max_chars=600)
     assert "reverse_words" in text and len(text) <= 600 and text.startswith("Skills from similar solved tasks")
     assert "mbpp/601" not in {s.task_id for s, _ in lib.retrieve(PROMPTS["mbpp/601"], exclude="mbpp/601")}
+    # MBPP+ spells the same task "Mbpp/601": its own solution must not be handed to it either
+    assert "mbpp/601" not in {s.task_id for s, _ in lib.retrieve(PROMPTS["mbpp/601"], exclude="Mbpp/601")}
+    assert "reverse_words" not in lib.for_task(Task("Mbpp/601", PROMPTS["mbpp/601"]), k=1)
+
+
+def test_evalplus_tasks_keep_the_split_of_the_task_they_extend():
+    """MBPP+ holds MBPP train and validation tasks (Mbpp/602 is train task 602): a library or a depth policy
+    learned on the training splits must treat them as training tasks, not as held-out ones."""
+    from recursia.code.tasktypes import task_split
+
+    assert [task_split("mbpp+", f"Mbpp/{n}") for n in (2, 11, 510, 511, 600, 602, 809)] == \
+        ["prompt", "test", "test", "validation", "validation", "train", "train"]
+    assert task_split("humaneval+", "HumanEval/0") == "test"
 
 
 def test_checked_references_of_training_tasks_join_the_library():

@@ -372,7 +372,8 @@ def eval_cmd(
 
         _in_file(skills, "--skills")
         library = SkillLibrary.load(skills)
-        leaked = sorted({t.task_id for t in tasks} & {sk.task_id for sk in library.skills})
+        held = {sk.task_id.lower() for sk in library.skills}  # MBPP+'s Mbpp/602 is MBPP's mbpp/602
+        leaked = sorted(t.task_id for t in tasks if t.task_id.lower() in held)
         if leaked:
             _fail(f"--skills {skills} holds evaluated tasks ({', '.join(leaked[:5])}); build it from other splits")
     from .loop import SKILLS_IN

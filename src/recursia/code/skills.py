@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..errors import RecursiaError
 from .depth import LeakError
+from .tasktypes import same_task
 
 ALLOWED_SPLITS = ("train", "validation")
 
@@ -167,7 +168,7 @@ class SkillLibrary:
             return []
         ids, scores = self._index.retrieve(query, k=len(self.skills), show_progress=False)
         out = [(self.skills[int(i)], float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
-        return [(sk, s) for sk, s in out if sk.task_id != exclude][:k]
+        return [(sk, s) for sk, s in out if exclude is None or not same_task(sk.task_id, exclude)][:k]
 
     def for_task(self, task, k: int = 2, max_chars: int = 900) -> str:
         """The text to place into z for a task ("" when nothing relevant is found)."""

@@ -87,14 +87,20 @@ def candidates(benchmark: str, first: str, topic: str) -> list[str]:
 
 def task_split(benchmark: str, task_id: str, run_split: str | None = None) -> str:
     """The split a task belongs to: MBPP by its number (train/validation/test/prompt), HumanEval is test, a
-    task file is whatever the run said (default `all`)."""
-    if benchmark in ("mbpp", "mbpp-sanitized"):
+    task file is whatever the run said (default `all`). EvalPlus's sets keep the numbers of the tasks they
+    extend, and MBPP+ draws from every MBPP split (Mbpp/602 is MBPP train task 602), so they split the same."""
+    if benchmark in ("mbpp", "mbpp-sanitized", "mbpp+"):
         number = int(task_id.rsplit("/", 1)[-1])
         for name in ("prompt", "test", "validation", "train"):
             lo, hi = MBPP_SPLITS[name]
             if lo <= number <= hi:
                 return name
         return "unknown"
-    if benchmark == "humaneval":
+    if benchmark in ("humaneval", "humaneval+"):
         return "test"
     return run_split or "all"
+
+
+def same_task(a: str, b: str) -> bool:
+    """Whether two task ids name one problem: MBPP+ spells MBPP's "mbpp/602" as "Mbpp/602"."""
+    return a.lower() == b.lower()
