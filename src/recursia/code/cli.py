@@ -372,8 +372,10 @@ def eval_cmd(
 
         _in_file(skills, "--skills")
         library = SkillLibrary.load(skills)
-        held = {sk.task_id.lower() for sk in library.skills}  # MBPP+'s Mbpp/602 is MBPP's mbpp/602
-        leaked = sorted(t.task_id for t in tasks if t.task_id.lower() in held)
+        from .tasktypes import task_key
+
+        held = {task_key(sk.task_id) for sk in library.skills}  # MBPP+'s Mbpp/602 is MBPP's mbpp/602
+        leaked = sorted(t.task_id for t in tasks if task_key(t.task_id) in held)
         if leaked:
             _fail(f"--skills {skills} holds evaluated tasks ({', '.join(leaked[:5])}); build it from other splits")
     from .loop import SKILLS_IN

@@ -101,6 +101,11 @@ def task_split(benchmark: str, task_id: str, run_split: str | None = None) -> st
     return run_split or "all"
 
 
+def task_key(task_id: str) -> str:
+    """One spelling per problem: MBPP+ writes MBPP's "mbpp/602" as "Mbpp/602"."""
+    return task_id.lower()
+
+
 def same_task(a: str, b: str) -> bool:
-    """Whether two task ids name one problem: MBPP+ spells MBPP's "mbpp/602" as "Mbpp/602"."""
-    return a.lower() == b.lower()
+    """Whether two task ids name one problem (`task_key`)."""
+    return task_key(a) == task_key(b)
