@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from recursia.code.estimates import ema, ema_debiased, summarise_store
+from recursia.code.estimates import ema_debiased, summarise_store
 from recursia.code.evaluate import compare, read_config
 from recursia.code.store import Store
 from recursia.code.tasks import load_tasks
@@ -50,11 +50,11 @@ def main() -> None:
     print(f"## depth policy on {args.run} ({config['bench']}, fixed depth {config['depth']})\n")
     print("| arm | pass@1 hidden (95% CI) | calls per task | this arm vs the policy, McNemar |")
     print("|---|---|---|---|")
-    base = compare(args.run, args.run, policy, "depth=0", tasks)
-    a = base["a"]
+    fixed = [compare(args.run, args.run, policy, f"depth={d}", tasks) for d in range(config["depth"] + 1)]
+    a = fixed[0]["a"]  # the policy's side is the same in every comparison
     print(f"| depth policy | {_pct(a)} | {a['calls'] / a['n']:.2f} | - |")
-    for d in range(config["depth"] + 1):
-        print(_row(f"fixed depth {d}", compare(args.run, args.run, policy, f"depth={d}", tasks)))
+    for d, r in enumerate(fixed):
+        print(_row(f"fixed depth {d}", r))
 
     if args.skills_run:
         print(f"\n## skills: {args.skills_run} against {args.run}\n")
@@ -83,7 +83,7 @@ def main() -> None:
                      f"{100 * al['earlier']:.1f}%, gap {100 * al['gap']:.1f} vs noise {100 * al['noise']:.1f}")
             print(f"| {name} | {g['records']} | {100 * h['rate']:.1f}% ({100 * h['wilson95'][0]:.1f}-"
                   f"{100 * h['wilson95'][1]:.1f}) | {100 * h['beta_mean']:.1f}% ({100 * h['beta95'][0]:.1f}-"
-                  f"{100 * h['beta95'][1]:.1f}) | {ema(outcomes)[-1]:.3f} | {ema_debiased(outcomes)[-1]:.3f} | "
+                  f"{100 * h['beta95'][1]:.1f}) | {g['ema']:.3f} | {ema_debiased(outcomes)[-1]:.3f} | "
                   f"{alarm} |")
         fired = [(name, g["records"]) for name, g in summary["type"].items() if g["alarm"]["fired"]]
         checked = sum(1 for g in summary["type"].values() if g["alarm"]["recent"] is not None)
