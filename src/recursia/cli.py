@@ -220,6 +220,19 @@ def solve(
     candidates: int = typer.Option(1, "--candidates", help="Tasks that check answers (DeepCoder, Sudoku, Maze): "
                                    "answers tried per step when the argmax fails, best-first over the cells' "
                                    "probabilities; the first that verifies is kept (1: the argmax only)."),
+    perturb: int = typer.Option(1, "--perturb", help="Sudoku, Maze: solve P copies of each puzzle under the "
+                                "task's symmetries (Sudoku: digits, bands, stacks, rows, columns, transpose; Maze: "
+                                "rotations and reflections, at most 8) and map each answer back; copy 1 is the "
+                                "puzzle as given. A puzzle stops as soon as one copy's answer verifies."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Supervision steps at most (default: the model's "
+                                        "N_sup); more than it was trained with lets it think longer."),
+    ensemble: Optional[list[Path]] = typer.Option(None, "--model", help="More checkpoints of the same task, "
+                                                  "tried in turn on the puzzles still without a checked answer "
+                                                  "(repeat the option for several)."),
+    select: Optional[str] = typer.Option(None, "--select", help="How to pick among copies and models: 'verified' "
+                                         "(the first answer that passes the task's check; the default where the "
+                                         "task checks answers) or 'vote' (the answer most of them give)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the --perturb transforms."),
     versions: int = typer.Option(8, "--versions", help="ARC: versions of a new task to fit and vote over."),
     adapt_steps: Optional[int] = typer.Option(None, "--adapt-steps", help="ARC: steps fitting a new task's "
                                               "embeddings (default: the run's train.adapt_steps)."),
@@ -246,7 +259,11 @@ def solve(
             raise RecursiaError("an ARC model solves a task file: recursia solve CHECKPOINT --file task.json")
         _solve_arc(checkpoint, file, versions, device, as_json, adapt_steps, adapt_batch_size)
         return
-    solver = Solver.load(checkpoint, device=device)
+    solver = Solver.load_many([checkpoint, *(ensemble or [])], device=device)
+    scaling = dict(perturb=perturb, steps=steps, select=select, seed=seed)
+    if solver.task.name == "deepcoder" and (perturb != 1 or steps is not None or ensemble or select):
+        raise RecursiaError("--perturb, --steps, --model and --select apply to Sudoku and Maze; a DeepCoder "
+                            "model scales with --candidates")
     if solver.task.name == "deepcoder" and file is not None:
         _solve_deepcoder(solver, file, puzzles or [], as_json, halt, candidates)
         return
@@ -261,7 +278,9 @@ def solve(
     rule = HaltRule.parse(halt) if halt is not None else default_halt(solver.task)
     if watch:
         _watch(solver, grids, rule)
-    results = solver.solve_batch(grids, rule, candidates)
+    start = time.perf_counter()
+    results = solver.solve_batch(grids, rule, candidates, **scaling)
+    seconds = time.perf_counter() - start
     failed = 0
     for i, r in enumerate(results):
         failed += not r.valid
@@ -273,6 +292,9 @@ def solve(
             typer.echo(json.dumps(record))
             continue
         head = f"puzzle {i + 1}: {'solved' if r.valid else 'NOT SOLVED'} after {r.steps} step(s)"
+        if len(solver.models) > 1 or perturb > 1:
+            head += (f" of {'model ' + str(r.model + 1) + ', ' if len(solver.models) > 1 else ''}copy {r.copy + 1}"
+                     f"; {r.applications} network applications in all")
         if r.halt_step is not None:
             head += f" (the halting head fired at step {r.halt_step})"
         if r.halt_confidence is not None:
@@ -293,10 +315,21 @@ def solve(
         else:
             typer.echo("the model's answer, which is NOT a solution:")
             typer.echo(solver.task.format(r.answer))
+    if not as_json:
+        apps = sum(r.applications for r in results)
+        typer.echo(f"compute: {apps / len(results):.1f} network applications (supervision steps, all copies and "
+                   f"models) per puzzle, {seconds:.2f} s for {len(results)} puzzle(s) on {_device_name(solver)}")
     if failed:
         if not as_json:
             typer.echo(f"{failed} of {len(results)} puzzles not solved")
         raise typer.Exit(1)
+
+
+def _device_name(solver) -> str:
+    import torch
+
+    dev = solver.model.embed_tokens.device
+    return f"{dev.type}, {torch.get_num_threads()} thread(s)" if dev.type == "cpu" else str(dev)
 
 
 def _partial(task: str, r):

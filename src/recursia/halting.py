@@ -125,12 +125,15 @@ def stop_steps(rule: HaltRule, rec: Rollout) -> torch.Tensor:
 
 @torch.no_grad()
 def run(model: RecursiveModel, inputs: torch.Tensor, puzzle_ids: torch.Tensor, rule: HaltRule,
-        n_steps: int | None = None, verifier: Verifier | None = None) -> tuple[Rollout, torch.Tensor]:
+        n_steps: int | None = None, verifier: Verifier | None = None,
+        groups: torch.Tensor | None = None) -> tuple[Rollout, torch.Tensor]:
     """Refine every example until `rule` stops it (or `n_steps`, default N_sup), computing only the examples
     still running. Returns a rollout whose entries for a stopped example repeat its final values, and (B,) the
     0-based step at which each example stopped. With a `verifier`, every step's answer is checked (and, when
     it fails, up to `verifier.candidates` answers are tried: the first that verifies replaces the argmax);
-    `rec.verified` and `rec.tried` (answers checked per step, 0 once stopped) record it."""
+    `rec.verified` and `rec.tried` (answers checked per step, 0 once stopped) record it. `groups` (B,) ids
+    (the copies of one puzzle under `--perturb`): under a `verified` rule, a group stops as a whole at the first
+    step where one of its examples verifies, since one checked answer is all the puzzle needs."""
     check_rule(rule, model, verifier)
     cfg = model.cfg
     n_steps = n_steps or cfg.N_sup
@@ -180,6 +183,11 @@ def run(model: RecursiveModel, inputs: torch.Tensor, puzzle_ids: torch.Tensor, r
             full_learned[active] = learned
         rec.halt.append(full_learned)
         fire = rule.fires(out.q_halt, learned, unchanged[active], ok if verifier is not None else None)
+        if groups is not None and rule.verified and ok.any():
+            g = groups[active]
+            found = torch.zeros(int(groups.max()) + 1, dtype=torch.bool, device=device)
+            found[g[ok]] = True
+            fire = fire | found[g]
         stopped[active[fire]] = s
         if len(active) == b:
             state = out.state  # fresh tensors that nothing else holds: later steps update them in place

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load_model
-from .errors import DataError, PuzzleError
+from .errors import ConfigError, DataError, PuzzleError
 from .halting import HaltRule, run
 from .model import RecursiveModel, resolve_dtype
 from .runtime import pick_device
@@ -40,23 +40,58 @@ class SolveResult:
     answer: np.ndarray
     valid: bool
     problems: list[str]
-    steps: int  # supervision steps run for this puzzle; the answer is the last one's
+    steps: int  # supervision steps run for the copy that gave the answer; the answer is the last one's
     halt_step: int | None  # first step at which the learned halting rule fired (None: it never did / fixed)
     halt_confidence: float | None  # sigmoid(q_halt) at `steps`
     trajectory: list[np.ndarray] = field(default_factory=list)  # decoded answer after each of the `steps`
     confidence: list[np.ndarray] = field(default_factory=list)  # per-cell probability of that answer, per step
     halt_confidences: list[float] = field(default_factory=list)  # sigmoid(q_halt) after each step
     tried: int | None = None  # answers checked by the task's verify over all steps (None: no verifier ran)
+    applications: int = 0  # network applications spent on the puzzle: supervision steps, all copies and models
+    copy: int = 0  # the perturbed copy whose answer this is (0: the puzzle as given)
+    model: int = 0  # the ensemble member whose answer this is (0: the first --model)
+    votes: int | None = None  # under voting: how many candidates gave this answer
 
     def to_json(self) -> dict[str, Any]:
         return {"answer": "".join(str(int(v)) for v in self.answer.ravel()), "valid": self.valid,
                 "problems": self.problems, "steps": self.steps, "halt_step": self.halt_step,
-                "halt_confidence": self.halt_confidence, "tried": self.tried}
+                "halt_confidence": self.halt_confidence, "tried": self.tried, "applications": self.applications,
+                "copy": self.copy, "model": self.model, "votes": self.votes}
+
+
+SELECT = ("verified", "vote")
+
+
+def choose(answers: list[np.ndarray], valid: list[bool], select: str) -> tuple[int, int]:
+    """Which candidate answers a puzzle, and with how many votes. `verified`: the first candidate that passes
+    the task's check, so a checked answer is never traded for an unchecked one; when none passes, the vote.
+    `vote`: the answer most candidates gave, the earliest on ties (ARC's evaluator votes the same way)."""
+    if select == "verified":
+        for i, ok in enumerate(valid):
+            if ok:
+                return i, sum(np.array_equal(answers[i], a) for a in answers)
+    keys = [a.tobytes() for a in answers]
+    counts = {k: keys.count(k) for k in keys}
+    best = max(range(len(keys)), key=lambda i: (counts[keys[i]], -i))
+    return best, counts[keys[best]]
+
+
+@dataclass
+class _Candidate:
+    model: int
+    row: int  # row of the perturbed batch (copy = row % P)
+    step: int  # 0-based step it stopped at
+    answer: np.ndarray  # decoded and mapped back to the puzzle's frame
+    valid: bool
 
 
 class Solver:
-    def __init__(self, model: RecursiveModel, task: Task):
-        self.model, self.task = model, task
+    """A trained model (or several, `ensemble`) and its task. Test-time scaling spends more compute per puzzle
+    on three axes: depth (`steps` beyond N_sup), perturbations (`perturb` transformed copies of each puzzle,
+    answers mapped back) and checkpoint ensembles; every candidate is checked, and `choose` picks one."""
+
+    def __init__(self, model: RecursiveModel, task: Task, ensemble: tuple[RecursiveModel, ...] = ()):
+        self.model, self.task, self.models = model, task, (model, *ensemble)
 
     @staticmethod
     def load(checkpoint: str | Path, device: str = "auto") -> "Solver":
@@ -64,6 +99,18 @@ class Solver:
         model, cfg, meta = load_model(checkpoint, dev)
         model.set_forward_dtype(resolve_dtype(cfg.model.forward_dtype, dev))
         return Solver(model, get_task(meta["task"]))
+
+    @staticmethod
+    def load_many(checkpoints: list[str | Path], device: str = "auto") -> "Solver":
+        """An ensemble: several checkpoints of one task, tried in the order given."""
+        if not checkpoints:
+            raise ConfigError("no model given: pass at least one checkpoint")
+        solvers = [Solver.load(c, device) for c in checkpoints]
+        tasks = {s.task.name for s in solvers}
+        if len(tasks) > 1:
+            raise ConfigError(f"an ensemble needs models of one task; got {', '.join(sorted(tasks))} "
+                              f"from {', '.join(map(str, checkpoints))}")
+        return Solver(solvers[0].model, solvers[0].task, tuple(s.model for s in solvers[1:]))
 
     def _checked(self, make, value, where: str) -> np.ndarray:
         """`make(value)` as a question grid, with the task's own checks; every failure names `where`."""
@@ -98,47 +145,96 @@ class Solver:
         return self._checked(self.task.as_question or np.asarray, grid, where)
 
     @torch.no_grad()
-    def solve_batch(self, grids: list[np.ndarray | str], halt: HaltRule | None = None,
-                    candidates: int = 1) -> list[SolveResult]:
+    def solve_batch(self, grids: list[np.ndarray | str], halt: HaltRule | None = None, candidates: int = 1, *,
+                    perturb: int = 1, steps: int | None = None, select: str | None = None,
+                    seed: int = 0) -> list[SolveResult]:
         """Solve many puzzles (question grids, or text that is parsed and checked) at once; each stops by
         `halt` (default `default_halt(task)`), and puzzles that have stopped leave the batch, so the rest run faster.
         A `verified` rule or `candidates` > 1 runs the task's answer check every step (`recursia.verify`):
-        up to `candidates` answers per step, the argmax first, keeping the first that verifies."""
+        up to `candidates` answers per step, the argmax first, keeping the first that verifies.
+
+        Test-time scaling: `steps` supervision steps instead of N_sup; `perturb` P copies of each puzzle under the
+        task's symmetries (copy 0 the puzzle itself, drawn with `seed`), run as one batch, a puzzle's copies all
+        stopping at the first step where one verifies; the ensemble's models in turn, each only on the puzzles
+        still without a checked answer. `select` ("verified" where the task checks answers, else "vote") picks
+        among the copies' and models' answers, mapped back to the puzzle (`choose`)."""
         halt = default_halt(self.task) if halt is None else halt
+        select = select or ("verified" if self.task.verify is not None else "vote")
+        if select not in SELECT:
+            raise ConfigError(f"--select {select!r}: use 'verified' (the first answer that passes the task's "
+                              "check) or 'vote' (the answer most copies give)")
+        if perturb < 1:
+            raise ConfigError(f"--perturb {perturb}: give at least 1 (1 = the puzzle as given, no copies)")
+        if steps is not None and steps < 1:
+            raise ConfigError(f"--steps {steps}: give at least 1 supervision step")
+        if perturb > 1 and self.task.perturb is None:
+            raise ConfigError(f"task {self.task.name} has no symmetries to perturb a puzzle by; use --perturb 1")
         verifier = Verifier.for_task(self.task, candidates) if halt.verified or candidates > 1 else None
         grids = [self.parse(g, f"puzzle {i + 1}") if isinstance(g, str) else self.check_grid(g, f"puzzle {i + 1}")
                  for i, g in enumerate(grids)]
         if not grids:
             raise PuzzleError("no puzzle given")
-        device = self.model.embed_tokens.device
-        inputs = torch.from_numpy(self.task.encode(np.stack(grids))).to(device)
-        pids = torch.zeros(inputs.shape[0], dtype=torch.int32, device=device)
-        rec, stopped = run(self.model, inputs, pids, halt, verifier=verifier)
-        tried = torch.stack(rec.tried).sum(0).cpu().numpy() if rec.tried else None
-        preds = torch.stack(rec.predictions).cpu().numpy()  # (S, B, L)
-        outside = np.ones(preds.shape[-1], dtype=bool)
-        outside[self.task.answer_cells] = False  # DeepCoder's spec cells: the question's, not the model's guess
-        preds = np.where(outside, inputs.cpu().numpy()[None], preds)
-        confs = torch.stack(rec.confidence).cpu().numpy()
-        q = torch.sigmoid(torch.stack(rec.q_halt).float()).cpu().numpy() if rec.q_halt[0] is not None else None
-        fired = torch.stack(rec.halt).cpu().numpy() if rec.halt[0] is not None else None
+        if perturb > 1:
+            copies, undo = self.task.perturb(np.stack(grids), perturb, np.random.default_rng(seed))
+        else:
+            copies, undo = np.stack(grids), lambda v, rows=None, digits=True: np.asarray(v)
+        owner = np.repeat(np.arange(len(grids)), perturb)
+        applications = np.zeros(len(grids), dtype=np.int64)
+        found = np.zeros(len(grids), dtype=bool)
+        cands: list[list[_Candidate]] = [[] for _ in grids]
+        runs = []
+        for m, model in enumerate(self.models):
+            rows = np.nonzero(~found[owner])[0] if select == "verified" else np.arange(len(owner))
+            if not len(rows):
+                break
+            device = model.embed_tokens.device
+            inputs = torch.from_numpy(self.task.encode(copies[rows])).to(device)
+            pids = torch.zeros(len(rows), dtype=torch.int32, device=device)
+            groups = torch.from_numpy(owner[rows]).to(device) if perturb > 1 else None
+            rec, stopped = run(model, inputs, pids, halt, n_steps=steps, verifier=verifier, groups=groups)
+            stopped = stopped.cpu().numpy()
+            preds = torch.stack(rec.predictions).cpu().numpy()  # (S, B, L)
+            outside = np.ones(preds.shape[-1], dtype=bool)
+            outside[self.task.answer_cells] = False  # DeepCoder's spec cells: the question's, not the model's guess
+            preds = np.where(outside, inputs.cpu().numpy()[None], preds)
+            final = undo(self.task.decode(preds[stopped, np.arange(len(rows))]), rows)
+            np.add.at(applications, owner[rows], stopped + 1)
+            for b, row in enumerate(rows):
+                p = owner[row]
+                ok = not self.task.check(grids[p], final[b])
+                cands[p].append(_Candidate(m, int(row), int(stopped[b]), final[b], ok))
+                found[p] |= ok
+            runs.append((rows, rec, preds))
         out = []
-        for b, grid in enumerate(grids):
-            step = int(stopped[b])
-            first = np.nonzero(fired[: step + 1, b])[0] if fired is not None else []
-            answer = self.task.decode(preds[step, b][None])[0]
-            problems = self.task.check(grid, answer)
-            shape = answer.shape
-            out.append(SolveResult(
-                grid, answer, not problems, problems, step + 1, int(first[0]) + 1 if len(first) else None,
-                float(q[step, b]) if q is not None else None,
-                [self.task.decode(preds[s, b][None])[0] for s in range(step + 1)],
-                [confs[s, b].reshape(shape) if confs[s, b].size == answer.size else confs[s, b]
-                 for s in range(step + 1)],
-                [float(q[s, b]) for s in range(step + 1)] if q is not None else [],
-                int(tried[b]) if tried is not None else None))
+        for p, grid in enumerate(grids):
+            i, votes = choose([c.answer for c in cands[p]], [c.valid for c in cands[p]], select)
+            out.append(self._result(grid, cands[p][i], runs, undo, perturb, int(applications[p]),
+                                    votes if select == "vote" or len(cands[p]) > 1 else None))
         return out
 
-    def solve(self, puzzle: str | np.ndarray, halt: HaltRule | None = None, candidates: int = 1) -> SolveResult:
-        """One puzzle, as text (parsed and checked) or as a question grid."""
-        return self.solve_batch([puzzle], halt, candidates)[0]
+    def _result(self, grid, cand: _Candidate, runs, undo, perturb: int, applications: int,
+                votes: int | None) -> SolveResult:
+        """The chosen candidate's steps, mapped back to the puzzle's frame."""
+        rows, rec, preds = runs[cand.model]
+        b = int(np.nonzero(rows == cand.row)[0][0])
+        step, one = cand.step, np.array([cand.row])
+        answer = cand.answer
+        problems = self.task.check(grid, answer)
+        confs = torch.stack(rec.confidence)[:, b].cpu().numpy()
+        q = torch.sigmoid(torch.stack(rec.q_halt)[:, b].float()).cpu().numpy() if rec.q_halt[0] is not None else None
+        fired = torch.stack(rec.halt)[:, b].cpu().numpy() if rec.halt[0] is not None else None
+        first = np.nonzero(fired[: step + 1])[0] if fired is not None else []
+        tried = int(torch.stack(rec.tried)[:, b].sum()) if rec.tried else None
+        shape = answer.shape
+        trajectory = [undo(self.task.decode(preds[s, b][None]), one)[0] for s in range(step + 1)]
+        confidence = [undo(confs[s][None], one, digits=False)[0].reshape(shape) if confs[s].size == answer.size
+                      else confs[s] for s in range(step + 1)]
+        return SolveResult(grid, answer, not problems, problems, step + 1, int(first[0]) + 1 if len(first) else None,
+                           float(q[step]) if q is not None else None, trajectory, confidence,
+                           [float(q[s]) for s in range(step + 1)] if q is not None else [], tried, applications,
+                           cand.row % perturb, cand.model, votes)
+
+    def solve(self, puzzle: str | np.ndarray, halt: HaltRule | None = None, candidates: int = 1,
+              **scaling: Any) -> SolveResult:
+        """One puzzle, as text (parsed and checked) or as a question grid; `scaling` as in `solve_batch`."""
+        return self.solve_batch([puzzle], halt, candidates, **scaling)[0]

@@ -38,6 +38,10 @@ class Task:
     verify: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
     # the cells `verify` reads: where candidates may differ from the argmax (a slice: no plain default)
     answer_cells: slice = field(default_factory=lambda: slice(None))
+    # (question grids (N, ...), copies P, rng) -> (N*P transformed questions, puzzle-major, copy 0 the puzzle
+    # itself; undo(values (N*P, ...), digits=True) mapping answers, or with digits=False per-cell values such
+    # as confidences, back to each puzzle's frame). Enables `--perturb P`; None: the task has no symmetries.
+    perturb: Callable[..., tuple[np.ndarray, Callable[..., np.ndarray]]] | None = None
 
 
 def _sudoku() -> Task:
@@ -52,7 +56,8 @@ def _sudoku() -> Task:
     return Task("sudoku", sudoku.SEQ_LEN, sudoku.VOCAB_SIZE, sudoku.parse_grid, read_file, problems,
                 lambda q: sudoku.encode(q)[0], sudoku.decode, sudoku.check_answer,
                 lambda g: sudoku.format_grid(g, pretty=True), as_question=sudoku.as_question,
-                verify=lambda x, p: sudoku.consistent_batch(sudoku.decode(x), sudoku.decode(p)))
+                verify=lambda x, p: sudoku.consistent_batch(sudoku.decode(x), sudoku.decode(p)),
+                perturb=sudoku.perturb)
 
 
 def _maze() -> Task:
@@ -63,7 +68,7 @@ def _maze() -> Task:
 
     return Task("maze", maze.SEQ_LEN, maze.VOCAB_SIZE, maze.parse_maze, lambda p: list(maze.read_mazes(p)),
                 maze.maze_problems, lambda q: maze.encode(q)[0], maze.decode, maze.check_path, maze.format_maze,
-                metrics, maze.as_question, verify=maze.valid_shortest_path_batch)
+                metrics, maze.as_question, verify=maze.valid_shortest_path_batch, perturb=maze.perturb)
 
 
 def _deepcoder() -> Task:

@@ -27,7 +27,7 @@ import numpy as np
 
 from recursia.errors import ConfigError, DataError, PuzzleError
 from recursia.progress import bar as progress_bar
-from recursia.tasks.grids import NUM_DIHEDRAL, dihedral
+from recursia.tasks.grids import NUM_DIHEDRAL, dihedral, inverse_dihedral
 from recursia.tasks.records import CSV_COLUMNS, Records, csv_rows, merge, parse_ratings, read_text, report, select
 
 __all__ = [
@@ -37,7 +37,7 @@ __all__ = [
     "maze_problems", "check_path", "valid_shortest_path_batch",
     "bfs_path", "bfs_label", "bfs_label_batch", "shortest_path_length", "shortest_path_length_batch",
     "MazeRecords", "read_csv", "read_mazes",
-    "encode", "decode", "augment_dihedral", "generate",
+    "encode", "decode", "augment_dihedral", "perturb", "generate",
 ]
 
 SIZE = 30
@@ -643,6 +643,31 @@ def augment_dihedral(questions: np.ndarray, answers: np.ndarray | None,
         if a is not None:
             out_a[sel] = dihedral(a[sel].reshape(-1, SIZE, SIZE), int(t)).reshape(-1, SEQ_LEN)
     return out_q, out_a
+
+
+
+def perturb(questions: np.ndarray, copies: int, rng: np.random.Generator | None = None):
+    """`copies` (at most 8) copies of each maze under distinct dihedral transforms 0..copies-1 (puzzle-major;
+    copy 0 is the maze itself), and `undo(values, rows=None)` mapping per-cell arrays of the copies back. A path
+    that is shortest stays shortest under each transform, so a copy's answer, mapped back, is checked as is."""
+    if not 1 <= copies <= NUM_DIHEDRAL:
+        raise ConfigError(f"a maze has {NUM_DIHEDRAL} symmetries (rotations and reflections): --perturb must be "
+                          f"1..{NUM_DIHEDRAL}, got {copies}")
+    q = _as_batch(questions, "questions")
+    ids = np.tile(np.arange(copies), len(q))
+
+    def undo(values: np.ndarray, rows=None, digits: bool = True) -> np.ndarray:
+        which = ids if rows is None else ids[rows]
+        v = np.asarray(values)
+        if v.shape != (len(which), SEQ_LEN):
+            raise ValueError(f"values must have shape ({len(which)}, {SEQ_LEN}), one row per copy, got {v.shape}")
+        out = np.empty_like(v)
+        for t in range(copies):
+            sel = which == t
+            out[sel] = inverse_dihedral(v[sel].reshape(-1, SIZE, SIZE), t).reshape(-1, SEQ_LEN)
+        return out
+
+    return augment_dihedral(np.repeat(q, copies, axis=0), None, ids)[0], undo
 
 
 # ----------------------------------------------------------------------------------------------------------

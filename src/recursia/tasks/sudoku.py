@@ -26,6 +26,7 @@ __all__ = [
     "SudokuRecords", "read_csv", "read_lines",
     "encode", "decode",
     "SudokuTransforms", "random_transforms", "apply_transforms", "augment",
+    "identity_transforms", "undo_transforms", "perturb",
     "canonical_form", "symmetry_invariant", "find_equivalent",
     "SolveResult", "solve",
     "deduction_rounds", "generate",
@@ -334,6 +335,44 @@ def augment(question: np.ndarray, answer: np.ndarray, rng: np.random.Generator) 
     t2 = SudokuTransforms(np.repeat(t.digit_maps, 2, 0), np.repeat(t.transpose, 2), np.repeat(t.mappings, 2, 0))
     out = apply_transforms(both, t2)
     return out[0], out[1]
+
+
+
+def identity_transforms(count: int) -> SudokuTransforms:
+    """`count` transforms that change nothing (the first copy of a perturbed puzzle is the puzzle itself)."""
+    return SudokuTransforms(np.tile(np.arange(10, dtype=np.uint8), (count, 1)), np.zeros(count, dtype=bool),
+                            np.tile(np.arange(81), (count, 1)))
+
+
+def undo_transforms(values: np.ndarray, transforms: SudokuTransforms, digits: bool = True) -> np.ndarray:
+    """Map (N, 81) arrays back through transform n (the inverse of `apply_transforms`): digits relabelled back
+    (only when `digits`; per-cell values such as confidences keep theirs), cells un-permuted, un-transposed."""
+    v = np.asarray(values)
+    if v.ndim != 2 or v.shape != (len(transforms), 81):
+        raise ValueError(f"values must have shape ({len(transforms)}, 81), one row per transform, got {v.shape}")
+    if digits:
+        inverse = np.argsort(transforms.digit_maps, axis=1).astype(np.uint8)  # inverse[map[d]] = d
+        v = np.take_along_axis(inverse, v.astype(np.int64), axis=1)
+    out = np.empty_like(v)
+    np.put_along_axis(out, transforms.mappings, v, axis=1)  # apply: new[i] = old[mappings[i]]
+    flipped = out.reshape(-1, 9, 9).transpose(0, 2, 1).reshape(-1, 81)
+    return np.where(transforms.transpose[:, None], flipped, out)
+
+
+def perturb(questions: np.ndarray, copies: int, rng: np.random.Generator):
+    """`copies` copies of each puzzle under random symmetries (puzzle-major; copy 0 is the puzzle itself), and
+    `undo(values, rows=None, digits=True)`, mapping per-cell arrays of the copies (or of copies `rows`) back."""
+    q = _as_batch(questions, "questions")
+    t = random_transforms(rng, len(q) * copies)
+    first = np.arange(len(q)) * copies
+    ident = identity_transforms(len(q))
+    t.digit_maps[first], t.transpose[first], t.mappings[first] = ident.digit_maps, ident.transpose, ident.mappings
+
+    def undo(values: np.ndarray, rows=None, digits: bool = True) -> np.ndarray:
+        sub = t if rows is None else SudokuTransforms(t.digit_maps[rows], t.transpose[rows], t.mappings[rows])
+        return undo_transforms(values, sub, digits)
+
+    return apply_transforms(np.repeat(q, copies, axis=0), t), undo
 
 
 # ----------------------------------------------------------------------------------------------------------
