@@ -20,7 +20,7 @@ from recursia.tasks import get_task, maze, sudoku
 
 def test_sudoku_copies_map_back_under_every_kind_of_transform():
     recs = sudoku.generate(6, seed=31, blanks=45)
-    copies, undo = sudoku.perturb(recs.questions, 12, np.random.default_rng(0))
+    copies, undo = sudoku.perturb(recs.questions, 12, seed=0)
     assert (copies[::12] == recs.questions).all()  # copy 0 is the puzzle as given
     assert (copies != np.repeat(recs.questions, 12, 0)).any(1).sum() == 6 * 11  # the others are not
     # each copy is a puzzle in its own right: solve it exactly, map the solution back, get the puzzle's solution
@@ -32,9 +32,15 @@ def test_sudoku_copies_map_back_under_every_kind_of_transform():
     # per-cell values (confidences) move with their cells and keep their values: the blanks' places come back
     blanks = undo((copies == 0).astype(np.float32), digits=False)
     assert blanks.dtype == np.float32 and (blanks == np.repeat(recs.questions == 0, 12, 0)).all()
-    # transposed and untransposed copies both occur, so both branches of the inverse ran
-    t = sudoku.random_transforms(np.random.default_rng(0), 72)
+    # undo inverts apply for transforms with and without the transpose
+    t = sudoku.random_transforms(np.random.default_rng(0), 60)
     assert t.transpose.any() and not t.transpose.all()
+    g = np.repeat(recs.answers, 10, 0)
+    assert (sudoku.undo_transforms(sudoku.apply_transforms(g, t), t) == g).all()
+    # copy k depends on the puzzle, k and the seed only: fewer copies are a prefix, another batch the same
+    fewer, _ = sudoku.perturb(recs.questions[3:5], 5, seed=0)
+    assert (fewer.reshape(2, 5, 81) == copies.reshape(6, 12, 81)[3:5, :5]).all()
+    assert not (sudoku.perturb(recs.questions, 12, seed=1)[0] == copies).all()
 
 
 def test_maze_copies_map_back_under_all_eight_symmetries():

@@ -154,7 +154,7 @@ class Solver:
         up to `candidates` answers per step, the argmax first, keeping the first that verifies.
 
         Test-time scaling: `steps` supervision steps instead of N_sup; `perturb` P copies of each puzzle under the
-        task's symmetries (copy 0 the puzzle itself, drawn with `seed`), run as one batch, a puzzle's copies all
+        task's symmetries (copy 0 the puzzle itself; copy k depends only on seed, puzzle and k), run as one batch, a puzzle's copies all
         stopping at the first step where one verifies; the ensemble's models in turn, each only on the puzzles
         still without a checked answer. `select` ("verified" where the task checks answers, else "vote") picks
         among the copies' and models' answers, mapped back to the puzzle (`choose`)."""
@@ -175,7 +175,7 @@ class Solver:
         if not grids:
             raise PuzzleError("no puzzle given")
         if perturb > 1:
-            copies, undo = self.task.perturb(np.stack(grids), perturb, np.random.default_rng(seed))
+            copies, undo = self.task.perturb(np.stack(grids), perturb, seed)
         else:
             copies, undo = np.stack(grids), lambda v, rows=None, digits=True: np.asarray(v)
         owner = np.repeat(np.arange(len(grids)), perturb)

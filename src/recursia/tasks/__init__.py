@@ -38,7 +38,7 @@ class Task:
     verify: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
     # the cells `verify` reads: where candidates may differ from the argmax (a slice: no plain default)
     answer_cells: slice = field(default_factory=lambda: slice(None))
-    # (question grids (N, ...), copies P, rng) -> (N*P transformed questions, puzzle-major, copy 0 the puzzle
+    # (question grids (N, ...), copies P, seed) -> (N*P transformed questions, puzzle-major, copy 0 the puzzle
     # itself; undo(values (N*P, ...), digits=True) mapping answers, or with digits=False per-cell values such
     # as confidences, back to each puzzle's frame). Enables `--perturb P`; None: the task has no symmetries.
     perturb: Callable[..., tuple[np.ndarray, Callable[..., np.ndarray]]] | None = None

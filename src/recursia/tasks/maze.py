@@ -646,10 +646,11 @@ def augment_dihedral(questions: np.ndarray, answers: np.ndarray | None,
 
 
 
-def perturb(questions: np.ndarray, copies: int, rng: np.random.Generator | None = None):
+def perturb(questions: np.ndarray, copies: int, seed: int = 0):
     """`copies` (at most 8) copies of each maze under distinct dihedral transforms 0..copies-1 (puzzle-major;
     copy 0 is the maze itself), and `undo(values, rows=None)` mapping per-cell arrays of the copies back. A path
-    that is shortest stays shortest under each transform, so a copy's answer, mapped back, is checked as is."""
+    that is shortest stays shortest under each transform, so a copy's answer, mapped back, is checked as is.
+    The transforms are fixed, so `seed` changes nothing (it is there for the common signature)."""
     if not 1 <= copies <= NUM_DIHEDRAL:
         raise ConfigError(f"a maze has {NUM_DIHEDRAL} symmetries (rotations and reflections): --perturb must be "
                           f"1..{NUM_DIHEDRAL}, got {copies}")

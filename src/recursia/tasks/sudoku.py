@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -359,14 +360,17 @@ def undo_transforms(values: np.ndarray, transforms: SudokuTransforms, digits: bo
     return np.where(transforms.transpose[:, None], flipped, out)
 
 
-def perturb(questions: np.ndarray, copies: int, rng: np.random.Generator):
+def perturb(questions: np.ndarray, copies: int, seed: int = 0):
     """`copies` copies of each puzzle under random symmetries (puzzle-major; copy 0 is the puzzle itself), and
-    `undo(values, rows=None, digits=True)`, mapping per-cell arrays of the copies (or of copies `rows`) back."""
+    `undo(values, rows=None, digits=True)`, mapping per-cell arrays of the copies (or of copies `rows`) back.
+    Copy k of a puzzle depends only on (seed, the puzzle, k): not on the batch, and P copies are the first P of
+    any larger number, so accuracy against copies is one nested curve."""
     q = _as_batch(questions, "questions")
-    t = random_transforms(rng, len(q) * copies)
-    first = np.arange(len(q)) * copies
-    ident = identity_transforms(len(q))
-    t.digit_maps[first], t.transpose[first], t.mappings[first] = ident.digit_maps, ident.transpose, ident.mappings
+    parts = [identity_transforms(1) if k == 0 else
+             random_transforms(np.random.default_rng([seed, zlib.crc32(g.tobytes()), k]), 1)
+             for g in q for k in range(copies)]
+    t = SudokuTransforms(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                           ("digit_maps", "transpose", "mappings")))
 
     def undo(values: np.ndarray, rows=None, digits: bool = True) -> np.ndarray:
         sub = t if rows is None else SudokuTransforms(t.digit_maps[rows], t.transpose[rows], t.mappings[rows])
