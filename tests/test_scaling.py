@@ -113,3 +113,30 @@ def test_tasks_without_symmetries_refuse_perturbation_and_cli_reports_compute():
     bad = subprocess.run([sys.executable, "-m", "recursia", "solve", "sudoku", puzzle, "--select", "best"],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "'verified'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_eval_scores_what_solve_answers_with_perturbation(tmp_path, solver):
+    """`recursia eval --perturb` gives the accuracy and compute of `solve --perturb` on a data set's test split."""
+    import json
+
+    run = [sys.executable, "-m", "recursia"]
+    data = tmp_path / "d"
+    subprocess.run(run + ["data", "generate", "sudoku", "--out", str(data), "--count", "2", "--test-count", "10",
+                          "--blanks", "58", "--method", "search", "--seed", "77", "--augment", "0"],
+                   check=True, capture_output=True)
+    out = subprocess.run(run + ["eval", "sudoku", "--data", str(data), "--perturb", "4", "--quiet", "--json",
+                                str(tmp_path / "e.json")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "e.json").read_text())
+    from recursia.dataset import Dataset
+
+    split = Dataset(data).split("test")
+    grids = list(solver.task.decode(np.asarray(split.inputs)))
+    direct = solver.solve_batch(grids, perturb=4)
+    labels = solver.task.decode(np.asarray(split.labels))
+    assert result["exact_accuracy"] == np.mean([np.array_equal(r.answer, a) for r, a in zip(direct, labels)])
+    assert result["applications_mean"] == np.mean([r.applications for r in direct])
+    assert result["scaling"]["perturb"] == 4 and "network applications per puzzle" in out.stdout
+    bad = subprocess.run(run + ["eval", "sudoku", "--data", str(data), "--perturb", "2", "--halting-sweep"],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "--halting-sweep" in bad.stderr and "Traceback" not in bad.stderr

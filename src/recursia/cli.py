@@ -130,9 +130,19 @@ def eval_cmd(
                                        "rules (learned, confidence=p, stable=k): accuracy against mean steps."),
     steps: int = typer.Option(0, "--steps", help="Supervision steps to run (0: the model's N_sup). More than "
                               "it was trained with asks whether extra recursion at test time helps."),
+    perturb: int = typer.Option(1, "--perturb", help="Score as `recursia solve` answers, with P copies of each "
+                                "puzzle under the task's symmetries (see `solve --help`); reports exact and valid "
+                                "accuracy and the compute spent."),
+    ensemble: Optional[list[Path]] = typer.Option(None, "--model", help="More checkpoints of the same task, "
+                                                  "tried in turn where nothing checked yet (as in solve)."),
+    select: Optional[str] = typer.Option(None, "--select", help="'verified' or 'vote' (as in solve)."),
+    halt: Optional[str] = typer.Option(None, "--halt", help="With --perturb, --model or --select: the halting "
+                                       "rule (as in solve; default verified where the task checks answers)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the --perturb transforms."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
-    """Score a checkpoint: exact and cell accuracy, steps, halting, accuracy per supervision step."""
+    """Score a checkpoint: exact and cell accuracy, steps, halting, accuracy per supervision step. With
+    --perturb, --model or --select: the accuracy `recursia solve` reaches with that test-time scaling."""
     from .checkpoint import load_model, resolve
     from .dataset import Dataset
     from .evaluate import evaluate_dataset, summary_lines, write_json
@@ -157,6 +167,13 @@ def eval_cmd(
         raise RecursiaError(f"{data_dir} holds {ds.task} data of length {ds.manifest['seq_len']}, but the "
                             f"checkpoint is a {meta.get('task')} model of length {meta['task_spec']['seq_len']}")
     out_dir = json_out.parent if json_out is not None else None
+    if perturb != 1 or ensemble or select or halt:
+        if halting_sweep:
+            raise RecursiaError("--halting-sweep scores one rollout per rule; drop it with --perturb, --model, "
+                                "--select or --halt")
+        _eval_scaled(checkpoint, model, ds, split, batch_size, limit, quiet, json_out, ensemble or [], dev,
+                     halt, perturb, steps or None, select, seed)
+        return
     if halting_sweep and ds.task == "arc":
         raise RecursiaError("--halting-sweep scores single answers; ARC votes over versions (not supported)")
     from .halting import default_rules
@@ -169,6 +186,30 @@ def eval_cmd(
     result.update(checkpoint=str(resolve(checkpoint)), step=meta["step"], data=str(data_dir), split=split,
                   data_fingerprint=ds.fingerprint, same_data_as_training=ds.fingerprint == meta["data_fingerprint"])
     for line in summary_lines(result):
+        typer.echo(line)
+    if json_out is not None:
+        write_json(result, json_out)
+        typer.echo(f"wrote {json_out}")
+
+
+def _eval_scaled(checkpoint, model, ds, split, batch_size, limit, quiet, json_out, ensemble, dev, halt, perturb,
+                 steps, select, seed) -> None:
+    from .checkpoint import resolve
+    from .evaluate import evaluate_scaled, scaled_lines, write_json
+    from .halting import HaltRule
+    from .solve import Solver
+    from .tasks import get_task
+
+    extra = Solver.load_many(ensemble, device=str(dev)) if ensemble else None
+    if extra is not None and extra.task.name != ds.task:
+        raise RecursiaError(f"--model gives {extra.task.name} models, and the data is {ds.task}")
+    solver = Solver(model, get_task(ds.task), extra.models if extra is not None else ())
+    result = evaluate_scaled(solver, ds.split(split), batch_size, limit, not quiet,
+                             HaltRule.parse(halt) if halt is not None else None, perturb=perturb, steps=steps,
+                             select=select, seed=seed)
+    result.update(checkpoint=str(resolve(checkpoint)), ensemble=[str(resolve(e)) for e in ensemble],
+                  data=str(ds.root), split=split)
+    for line in scaled_lines(result):
         typer.echo(line)
     if json_out is not None:
         write_json(result, json_out)

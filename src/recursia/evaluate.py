@@ -193,6 +193,47 @@ def evaluate_dataset(model: RecursiveModel, data: Any, split: str = "test", batc
                     halt_rules=halt_rules, verify=task.verify)
 
 
+def evaluate_scaled(solver: Any, split: Split, batch_size: int = 256, max_examples: int = 0, progress: bool = True,
+                    halt: HaltRule | None = None, **scaling: Any) -> dict[str, Any]:
+    """Score `split` the way `recursia solve` answers, with test-time scaling (`Solver.solve_batch`'s
+    `perturb`, `steps`, `select`, `seed`, and the solver's ensemble): exact accuracy (the label's answer),
+    valid accuracy (the task's own check: a Maze may have other shortest paths than the label's), and the
+    compute spent, network applications per puzzle and wall time."""
+    if solver.task.perturb is None:
+        raise ConfigError(f"--perturb, --model and --select score Sudoku and Maze models; {solver.task.name} has "
+                          "no symmetries (DeepCoder: `recursia solve --file` with --candidates)")
+    n = len(split) if max_examples <= 0 else min(max_examples, len(split))
+    right, valid, apps = [], [], []
+    start = time.perf_counter()
+    for lo in progress_bar(range(0, n, batch_size), total=(n + batch_size - 1) // batch_size, desc="eval",
+                           disable=not progress):
+        rows = split.rows(np.arange(lo, min(n, lo + batch_size)))
+        labels = solver.task.decode(rows["labels"])
+        for r, label in zip(solver.solve_batch(list(solver.task.decode(rows["inputs"])), halt, **scaling), labels):
+            right.append(np.array_equal(np.asarray(r.answer).ravel(), np.asarray(label).ravel()))
+            valid.append(r.valid)
+            apps.append(r.applications)
+    seconds = time.perf_counter() - start
+    return {"examples": n, "N_sup": solver.model.cfg.N_sup, "models": len(solver.models),
+            "halting": str(halt) if halt is not None else "default",
+            "scaling": {k: v for k, v in scaling.items()},
+            "exact_accuracy": float(np.mean(right)) if n else 0.0, "valid_accuracy": float(np.mean(valid)) if n else 0.0,
+            "applications_mean": float(np.mean(apps)) if n else 0.0,
+            "applications_median": float(np.median(apps)) if n else 0.0,
+            "seconds": seconds, "seconds_per_puzzle": seconds / max(n, 1)}
+
+
+def scaled_lines(result: dict[str, Any]) -> list[str]:
+    sc = result["scaling"]
+    return [f"examples: {result['examples']}   N_sup: {result['N_sup']}   halting: {result['halting']}   "
+            f"perturb: {sc.get('perturb', 1)}   steps: {sc.get('steps') or result['N_sup']}   models: "
+            f"{result['models']}   select: {sc.get('select') or 'default'}",
+            f"exact_accuracy {result['exact_accuracy']:.4f}  valid_accuracy {result['valid_accuracy']:.4f}",
+            f"compute: {result['applications_mean']:.1f} network applications per puzzle (median "
+            f"{result['applications_median']:.0f}), {result['seconds']:.1f} s in all, "
+            f"{result['seconds_per_puzzle']:.3f} s per puzzle in batches"]
+
+
 def write_json(result: dict[str, Any], path: str | Path) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
