@@ -1,7 +1,8 @@
 """Accuracy against test-time compute for a Sudoku or Maze model: depth, perturbed copies, and both.
 
     python benchmarks/test_time_scaling.py [MODEL] --file ../shared/data/sudoku-extreme-1k/heldout-1000.csv \
-        [--copies 16] [--steps 16] [--deep 64] [--wide 4:32] [--limit N] [--threads 1] [--json OUT.json]
+        [--copies 16] [--steps 16] [--deep 64] [--wide 4:32] [--limit N] [--threads 1] [--json OUT.json] \
+        [--timed 100 --timed-copies 1,4,8,16]
 
 MODEL is a bundled name (default `sudoku`) or a checkpoint. The file is a CSV with question and answer columns
 (a `source` column splits the rows) or, for a Maze model, the Maze-Hard CSV. Every row of the tables is what
@@ -13,7 +14,8 @@ copy up to there); `vote` runs every copy every step and takes the answer most c
 solves some puzzles with `solve_batch` itself and asserts the same answers and applications.
 
 Axes: copies P = 1, 2, 4, ... up to --copies at --steps steps; depth K up to --deep steps with the puzzle alone;
---wide P:K, P copies for K steps (both at once). Prints markdown tables and writes --json.
+--wide P:K, P copies for K steps (both at once). --timed N: wall time of one `solve` call per puzzle on one
+thread (median, 95th percentile) for N puzzles spread through the file. Prints markdown tables and writes --json.
 """
 
 from __future__ import annotations
@@ -119,6 +121,23 @@ def check_against_solver(solver: Solver, grids, r: Rollout, p: int, k: int, seed
         assert np.array_equal(x.answer.ravel(), r.answers[i, x.copy, stop[i]]), i
 
 
+def timed(solver: Solver, grids, copies: list[int], count: int, seed: int) -> list[dict]:
+    """Seconds of one `Solver.solve` call per puzzle (the default `verified` halting), for each copy count, over
+    `count` puzzles spread evenly through the file: median and 95th percentile, and the accuracy on them."""
+    pick = np.linspace(0, len(grids) - 1, count).round().astype(int)
+    rows = []
+    for p in copies:
+        solver.solve(grids[pick[0]], perturb=p, seed=seed)  # warm-up
+        secs, ok = [], []
+        for i in pick:
+            t = time.perf_counter()
+            ok.append(solver.solve(grids[i], perturb=p, seed=seed).valid)
+            secs.append(time.perf_counter() - t)
+        rows.append({"copies": p, "puzzles": count, "median_s": float(np.median(secs)),
+                     "p95_s": float(np.percentile(secs, 95)), "solved": float(np.mean(ok))})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("model", nargs="?", default="sudoku")
@@ -132,6 +151,8 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=64, help="puzzles per batch")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--check", type=int, default=24, help="puzzles re-solved with solve_batch as a check")
+    ap.add_argument("--timed", type=int, default=0, help="puzzles solved one at a time on one thread, timed")
+    ap.add_argument("--timed-copies", default="1,4,8,16")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -179,6 +200,14 @@ def main() -> None:
         print(f"| {row['axis']} | {row['copies']} | {row['steps']} | {100 * row['accuracy']:.1f}% | "
               + " | ".join(f"{100 * row['by_source'][s]:.1f}%" for s in srcs)
               + f" | {row['applications_mean']:.1f} / {row['applications_median']:.0f} |")
+    if args.timed:
+        torch.set_num_threads(1)
+        out["timed"] = timed(solver, grids, [int(c) for c in args.timed_copies.split(",")], args.timed, args.seed)
+        print("| copies | puzzles solved one at a time (1 thread) | median s | 95th percentile s | solved |")
+        print("|---|---|---|---|---|")
+        for t in out["timed"]:
+            print(f"| {t['copies']} | {t['puzzles']} | {t['median_s']:.3f} | {t['p95_s']:.3f} | "
+                  f"{100 * t['solved']:.1f}% |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
