@@ -216,8 +216,9 @@ def evaluate_scaled(solver: Any, split: Split, batch_size: int = 256, max_exampl
     seconds = time.perf_counter() - start
     return {"examples": n, "N_sup": solver.model.cfg.N_sup, "models": len(solver.models),
             "halting": str(halt) if halt is not None else "default",
-            "scaling": {k: v for k, v in scaling.items()},
-            "exact_accuracy": float(np.mean(right)) if n else 0.0, "valid_accuracy": float(np.mean(valid)) if n else 0.0,
+            "scaling": dict(scaling),
+            "exact_accuracy": float(np.mean(right)) if n else 0.0,
+            "valid_accuracy": float(np.mean(valid)) if n else 0.0,
             "applications_mean": float(np.mean(apps)) if n else 0.0,
             "applications_median": float(np.median(apps)) if n else 0.0,
             "seconds": seconds, "seconds_per_puzzle": seconds / max(n, 1)}

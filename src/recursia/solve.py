@@ -46,7 +46,7 @@ class SolveResult:
     trajectory: list[np.ndarray] = field(default_factory=list)  # decoded answer after each of the `steps`
     confidence: list[np.ndarray] = field(default_factory=list)  # per-cell probability of that answer, per step
     halt_confidences: list[float] = field(default_factory=list)  # sigmoid(q_halt) after each step
-    tried: int | None = None  # answers checked by the task's verify over all steps (None: no verifier ran)
+    tried: int | None = None  # answers checked by the task's verify, all steps, copies and models (None: none ran)
     applications: int = 0  # network applications spent on the puzzle: supervision steps, all copies and models
     copy: int = 0  # the perturbed copy whose answer this is (0: the puzzle as given)
     model: int = 0  # the ensemble member whose answer this is (0: the first --model)
@@ -83,6 +83,17 @@ class _Candidate:
     step: int  # 0-based step it stopped at
     answer: np.ndarray  # decoded and mapped back to the puzzle's frame
     valid: bool
+
+
+@dataclass
+class _Run:
+    """One model's rollout over the rows it ran (sorted), as arrays: (S, B, L) answers and confidences,
+    (S, B) halting confidences and learned-rule firings (None without a halting head)."""
+    rows: np.ndarray
+    preds: np.ndarray
+    confs: np.ndarray
+    q: np.ndarray | None
+    fired: np.ndarray | None
 
 
 class Solver:
@@ -154,10 +165,10 @@ class Solver:
         up to `candidates` answers per step, the argmax first, keeping the first that verifies.
 
         Test-time scaling: `steps` supervision steps instead of N_sup; `perturb` P copies of each puzzle under the
-        task's symmetries (copy 0 the puzzle itself; copy k depends only on seed, puzzle and k), run as one batch, a puzzle's copies all
-        stopping at the first step where one verifies; the ensemble's models in turn, each only on the puzzles
-        still without a checked answer. `select` ("verified" where the task checks answers, else "vote") picks
-        among the copies' and models' answers, mapped back to the puzzle (`choose`)."""
+        task's symmetries (copy 0 the puzzle itself; copy k depends only on seed, puzzle and k), run as one batch,
+        a puzzle's copies all stopping at the first step where one verifies; the ensemble's models in turn, each
+        only on the puzzles still without a checked answer. `select` ("verified" where the task checks answers,
+        else "vote") picks among the copies' and models' answers, mapped back to the puzzle (`choose`)."""
         halt = default_halt(self.task) if halt is None else halt
         select = select or ("verified" if self.task.verify is not None else "vote")
         if select not in SELECT:
@@ -180,6 +191,7 @@ class Solver:
             copies, undo = np.stack(grids), lambda v, rows=None, digits=True: np.asarray(v)
         owner = np.repeat(np.arange(len(grids)), perturb)
         applications = np.zeros(len(grids), dtype=np.int64)
+        tried = np.zeros(len(grids), dtype=np.int64)
         found = np.zeros(len(grids), dtype=bool)
         cands: list[list[_Candidate]] = [[] for _ in grids]
         runs = []
@@ -199,40 +211,39 @@ class Solver:
             preds = np.where(outside, inputs.cpu().numpy()[None], preds)
             final = undo(self.task.decode(preds[stopped, np.arange(len(rows))]), rows)
             np.add.at(applications, owner[rows], stopped + 1)
+            if rec.tried:
+                np.add.at(tried, owner[rows], torch.stack(rec.tried).sum(0).cpu().numpy())
             for b, row in enumerate(rows):
                 p = owner[row]
                 ok = not self.task.check(grids[p], final[b])
                 cands[p].append(_Candidate(m, int(row), int(stopped[b]), final[b], ok))
                 found[p] |= ok
-            runs.append((rows, rec, preds))
+            runs.append(_Run(rows, preds, torch.stack(rec.confidence).cpu().numpy(),
+                             torch.sigmoid(torch.stack(rec.q_halt).float()).cpu().numpy()
+                             if rec.q_halt[0] is not None else None,
+                             torch.stack(rec.halt).cpu().numpy() if rec.halt[0] is not None else None))
         out = []
         for p, grid in enumerate(grids):
             i, votes = choose([c.answer for c in cands[p]], [c.valid for c in cands[p]], select)
-            out.append(self._result(grid, cands[p][i], runs, undo, perturb, int(applications[p]),
+            out.append(self._result(grid, cands[p][i], runs[cands[p][i].model], undo, perturb, int(applications[p]),
+                                    int(tried[p]) if verifier is not None else None,
                                     votes if select == "vote" or len(cands[p]) > 1 else None))
         return out
 
-    def _result(self, grid, cand: _Candidate, runs, undo, perturb: int, applications: int,
-                votes: int | None) -> SolveResult:
+    def _result(self, grid, cand: _Candidate, r: "_Run", undo, perturb: int, applications: int,
+                tried: int | None, votes: int | None) -> SolveResult:
         """The chosen candidate's steps, mapped back to the puzzle's frame."""
-        rows, rec, preds = runs[cand.model]
-        b = int(np.nonzero(rows == cand.row)[0][0])
-        step, one = cand.step, np.array([cand.row])
-        answer = cand.answer
+        b = int(np.searchsorted(r.rows, cand.row))
+        step, one, answer = cand.step, np.array([cand.row]), cand.answer
         problems = self.task.check(grid, answer)
-        confs = torch.stack(rec.confidence)[:, b].cpu().numpy()
-        q = torch.sigmoid(torch.stack(rec.q_halt)[:, b].float()).cpu().numpy() if rec.q_halt[0] is not None else None
-        fired = torch.stack(rec.halt)[:, b].cpu().numpy() if rec.halt[0] is not None else None
-        first = np.nonzero(fired[: step + 1])[0] if fired is not None else []
-        tried = int(torch.stack(rec.tried)[:, b].sum()) if rec.tried else None
-        shape = answer.shape
-        trajectory = [undo(self.task.decode(preds[s, b][None]), one)[0] for s in range(step + 1)]
-        confidence = [undo(confs[s][None], one, digits=False)[0].reshape(shape) if confs[s].size == answer.size
-                      else confs[s] for s in range(step + 1)]
+        first = np.nonzero(r.fired[: step + 1, b])[0] if r.fired is not None else []
+        trajectory = [undo(self.task.decode(r.preds[s, b][None]), one)[0] for s in range(step + 1)]
+        confidence = [undo(r.confs[s, b][None], one, digits=False)[0].reshape(answer.shape)
+                      if r.confs[s, b].size == answer.size else r.confs[s, b] for s in range(step + 1)]
         return SolveResult(grid, answer, not problems, problems, step + 1, int(first[0]) + 1 if len(first) else None,
-                           float(q[step]) if q is not None else None, trajectory, confidence,
-                           [float(q[s]) for s in range(step + 1)] if q is not None else [], tried, applications,
-                           cand.row % perturb, cand.model, votes)
+                           float(r.q[step, b]) if r.q is not None else None, trajectory, confidence,
+                           [float(r.q[s, b]) for s in range(step + 1)] if r.q is not None else [], tried,
+                           applications, cand.row % perturb, cand.model, votes)
 
     def solve(self, puzzle: str | np.ndarray, halt: HaltRule | None = None, candidates: int = 1,
               **scaling: Any) -> SolveResult:
