@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,3 +141,28 @@ def test_eval_scores_what_solve_answers_with_perturbation(tmp_path, solver):
     bad = subprocess.run(run + ["eval", "sudoku", "--data", str(data), "--perturb", "2", "--halting-sweep"],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "--halting-sweep" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_solve_uses_the_models_own_default_copies_and_checks_them(tmp_path, solver):
+    """`recursia solve sudoku` without --perturb makes the copies the bundled model's meta.json names; a
+    checkpoint that names an impossible count is refused with the file and the fix, not a traceback."""
+    import json
+    import shutil
+
+    src = Path(recursia.__file__).parent / "pretrained" / "sudoku"
+    meta = json.loads((src / "meta.json").read_text())
+    assert solver.default_perturb == meta["solve"]["perturb"] > 1
+    puzzle = "".join(map(str, sudoku.generate(1, seed=9358, blanks=58, method="search").questions[0]))
+    out = subprocess.run([sys.executable, "-m", "recursia", "solve", "sudoku", puzzle, "--json"],
+                         capture_output=True, text=True)
+    want = solver.solve(puzzle, perturb=meta["solve"]["perturb"]).to_json()
+    got = json.loads(out.stdout.splitlines()[0])
+    assert got["answer"] == want["answer"] and got["applications"] == want["applications"]
+    one = json.loads(subprocess.run([sys.executable, "-m", "recursia", "solve", "sudoku", puzzle, "--json",
+                                     "--perturb", "1"], capture_output=True, text=True).stdout.splitlines()[0])
+    assert one["applications"] == solver.solve(puzzle).applications
+    bad = tmp_path / "bad"
+    shutil.copytree(src, bad)
+    (bad / "meta.json").write_text(json.dumps({**meta, "solve": {"perturb": 0}}))
+    with pytest.raises(ConfigError, match="solve.perturb is 0"):
+        Solver.load(bad, device="cpu")

@@ -261,10 +261,12 @@ def solve(
     candidates: int = typer.Option(1, "--candidates", help="Tasks that check answers (DeepCoder, Sudoku, Maze): "
                                    "answers tried per step when the argmax fails, best-first over the cells' "
                                    "probabilities; the first that verifies is kept (1: the argmax only)."),
-    perturb: int = typer.Option(1, "--perturb", help="Sudoku, Maze: solve P copies of each puzzle under the "
-                                "task's symmetries (Sudoku: digits, bands, stacks, rows, columns, transpose; Maze: "
-                                "rotations and reflections, at most 8) and map each answer back; copy 1 is the "
-                                "puzzle as given. A puzzle stops as soon as one copy's answer verifies."),
+    perturb: Optional[int] = typer.Option(None, "--perturb", help="Sudoku, Maze: solve P copies of each puzzle "
+                                          "under the task's symmetries (Sudoku: digits, bands, stacks, rows, "
+                                          "columns, transpose; Maze: rotations and reflections, at most 8) and "
+                                          "map each answer back; copy 1 is the puzzle as given. A puzzle stops as "
+                                          "soon as one copy's answer verifies. More copies: more solved, more "
+                                          "time. Default: the model's own (the bundled sudoku: 8; else 1)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Supervision steps at most (default: the model's "
                                         "N_sup); more than it was trained with lets it think longer."),
     ensemble: Optional[list[Path]] = typer.Option(None, "--model", help="More checkpoints of the same task, "
@@ -301,13 +303,14 @@ def solve(
         _solve_arc(checkpoint, file, versions, device, as_json, adapt_steps, adapt_batch_size)
         return
     solver = Solver.load_many([checkpoint, *(ensemble or [])], device=device)
-    scaling = dict(perturb=perturb, steps=steps, select=select, seed=seed)
-    if solver.task.name == "deepcoder" and (perturb != 1 or steps is not None or ensemble or select):
+    if solver.task.name == "deepcoder" and (perturb is not None or steps is not None or ensemble or select):
         raise RecursiaError("--perturb, --steps, --model and --select apply to Sudoku and Maze; a DeepCoder "
                             "model scales with --candidates")
     if solver.task.name == "deepcoder" and file is not None:
         _solve_deepcoder(solver, file, puzzles or [], as_json, halt, candidates)
         return
+    perturb = solver.default_perturb if perturb is None else perturb
+    scaling = dict(perturb=perturb, steps=steps, select=select, seed=seed)
     grids = [solver.parse(t, where=f"puzzle {i + 1}") for i, t in enumerate(puzzles or [])]
     if file is not None:
         grids += solver.read_file(file)

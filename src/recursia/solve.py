@@ -101,15 +101,24 @@ class Solver:
     on three axes: depth (`steps` beyond N_sup), perturbations (`perturb` transformed copies of each puzzle,
     answers mapped back) and checkpoint ensembles; every candidate is checked, and `choose` picks one."""
 
-    def __init__(self, model: RecursiveModel, task: Task, ensemble: tuple[RecursiveModel, ...] = ()):
+    def __init__(self, model: RecursiveModel, task: Task, ensemble: tuple[RecursiveModel, ...] = (),
+                 default_perturb: int = 1):
         self.model, self.task, self.models = model, task, (model, *ensemble)
+        # Copies `recursia solve` makes when --perturb is not given: a checkpoint's meta.json may name them
+        # ("solve": {"perturb": P}, as the bundled `sudoku` does, measured to fit its time budget); else 1.
+        self.default_perturb = default_perturb
 
     @staticmethod
     def load(checkpoint: str | Path, device: str = "auto") -> "Solver":
         dev = pick_device(device)
         model, cfg, meta = load_model(checkpoint, dev)
         model.set_forward_dtype(resolve_dtype(cfg.model.forward_dtype, dev))
-        return Solver(model, get_task(meta["task"]))
+        task = get_task(meta["task"])
+        perturb = (meta.get("solve") or {}).get("perturb", 1)
+        if not isinstance(perturb, int) or perturb < 1 or (perturb > 1 and task.perturb is None):
+            why = f"1, as task {task.name} has no symmetries" if task.perturb is None else "an integer >= 1"
+            raise ConfigError(f"{checkpoint}: meta.json's solve.perturb is {perturb!r}; it must be {why}")
+        return Solver(model, task, default_perturb=perturb)
 
     @staticmethod
     def load_many(checkpoints: list[str | Path], device: str = "auto") -> "Solver":
@@ -121,7 +130,8 @@ class Solver:
         if len(tasks) > 1:
             raise ConfigError(f"an ensemble needs models of one task; got {', '.join(sorted(tasks))} "
                               f"from {', '.join(map(str, checkpoints))}")
-        return Solver(solvers[0].model, solvers[0].task, tuple(s.model for s in solvers[1:]))
+        return Solver(solvers[0].model, solvers[0].task, tuple(s.model for s in solvers[1:]),
+                      solvers[0].default_perturb)
 
     def _checked(self, make, value, where: str) -> np.ndarray:
         """`make(value)` as a question grid, with the task's own checks; every failure names `where`."""
