@@ -131,3 +131,22 @@ def test_the_environment_variable_picks_the_backend():
     env["RECURSIA_CPU_MATMUL"] = "fast"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode != 0 and "'fast' is not one of auto, aten, onednn" in proc.stderr
+
+
+def test_auto_trains_in_bf16_only_where_the_cpu_has_native_bf16_products(backend):
+    """`model.forward_dtype=auto` on a CPU: bf16 for training where bf16 products are native (AVX512_BF16 or AMX)
+    and oneDNN is the backend; fp32 under RECURSIA_CPU_MATMUL=aten and for solving and evaluating."""
+    from recursia.model import resolve_dtype
+
+    cpu = torch.device("cpu")
+    native = any(getattr(torch.cpu, n, lambda: False)() for n in ("_is_avx512_bf16_supported",
+                                                                  "_is_amx_tile_supported"))
+    backend("aten")
+    assert not matmul.cpu_bf16() and resolve_dtype("auto", cpu, training=True) == torch.float32
+    if REASON is None:
+        backend("onednn")
+        assert matmul.cpu_bf16() == native
+        assert resolve_dtype("auto", cpu, training=True) == (torch.bfloat16 if native else torch.float32)
+    assert resolve_dtype("auto", cpu) == torch.float32  # inference stays fp32
+    assert resolve_dtype("float32", cpu, training=True) == torch.float32  # an explicit choice wins
+    assert resolve_dtype("bfloat16", cpu) == torch.bfloat16

@@ -59,6 +59,7 @@ def run(preset: str = "sudoku-mlp", steps: int = 50, warmup: int = 10, data: str
     try:
         dataset = Dataset(cfg.data.dir) if cfg.data.dir is not None else _generated(preset, tmp / "data")
         trainer = Trainer(cfg, tmp / "run", rt, dataset)
+        dtype = str(trainer.model.forward_dtype).removeprefix("torch.")  # what `auto` resolved to here
         cuda = rt.device.type == "cuda"
         sync = torch.cuda.synchronize if cuda else (lambda: None)
         for _ in tqdm(range(warmup), desc="warm-up", disable=not progress, leave=False):
@@ -85,7 +86,7 @@ def run(preset: str = "sudoku-mlp", steps: int = 50, warmup: int = 10, data: str
     ref_examples = ref[0] * ref[1] if ref else None
     return {
         "preset": preset, "device": str(rt.device), "device_name": name, "torch": torch.__version__,
-        "compile": cfg.train.compile, "forward_dtype": cfg.model.forward_dtype, "overrides": overrides,
+        "compile": cfg.train.compile, "forward_dtype": cfg.model.forward_dtype, "dtype": dtype, "overrides": overrides,
         "cpu_matmul": cpu_matmul() if rt.device.type == "cpu" else None,  # CUDA and MPS use F.linear
         "global_batch_size": batch, "warmup_steps": warmup, "steps": steps, "seconds": round(seconds, 3),
         "steps_per_s": round(sps, 3), "examples_per_s": round(sps * batch, 1),
@@ -102,7 +103,8 @@ def run(preset: str = "sudoku-mlp", steps: int = 50, warmup: int = 10, data: str
 def summary(r: dict[str, Any]) -> str:
     mfu = "n/a (unknown peak)" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%"
     products = f", {r['cpu_matmul']} products" if r.get("cpu_matmul") else ""
-    lines = [f"{r['preset']} on {r['device_name']} ({r['device']}{products}), batch {r['global_batch_size']}: "
+    lines = [f"{r['preset']} on {r['device_name']} ({r['device']}, {r['dtype']}{products}), batch "
+             f"{r['global_batch_size']}: "
              f"{r['steps_per_s']:.3f} steps/s, {r['examples_per_s']:.1f} examples/s",
              f"  {r['train_gflop_per_step']:.1f} GFLOP per step, {r['achieved_tflops']:.3f} TFLOP/s, MFU {mfu}"]
     if r["peak_memory_gib"] is not None:

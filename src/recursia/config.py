@@ -47,7 +47,7 @@ class ModelConfig:
     puzzle_emb_len: int = 16  # prefix tokens; the first carries the per-puzzle vector
     puzzle_emb_dim: int = 512  # 0 disables the learned per-puzzle vector (prefix stays, zeros)
     puzzle_emb_dtype: str = "float32"  # float32 | bfloat16 (half the memory; stochastic rounding on update)
-    forward_dtype: str = "auto"  # auto (bf16 on CUDA, fp32 elsewhere) | bfloat16 | float32
+    forward_dtype: str = "auto"  # auto (bf16 on CUDA; on CPUs with native bf16, bf16 training) | bfloat16 | float32
     rms_norm_eps: float = 1e-5
     rope_theta: float = 10000.0
     reference_mlp_norm: bool = False  # reproduce the reference bug: MLP-mixer norm over the sequence axis

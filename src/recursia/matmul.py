@@ -97,6 +97,17 @@ def cpu_matmul() -> str:
     return "onednn" if _active else "aten"
 
 
+def cpu_bf16() -> bool:
+    """Whether `model.forward_dtype=auto` trains in bf16 on this CPU: where it multiplies bf16 natively
+    (AVX512_BF16 or AMX), PyTorch sends bf16 products to oneDNN's bf16 kernels, 1.3-1.5x the steps/s of the fp32
+    path on the demo and sudoku-cpu recipes (docs/benchmarks.md). Never under RECURSIA_CPU_MATMUL=aten, which
+    keeps plain PyTorch's fp32 bits."""
+    if cpu_matmul() != "onednn":
+        return False
+    native = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(f is not None and f() for f in native)
+
+
 def _mm(a: torch.Tensor, b_t: torch.Tensor) -> torch.Tensor:
     """a @ b_t.T through oneDNN, for 2-d (or, for a, n-d) fp32 tensors of any strides."""
     return torch.ops.mkldnn._linear_pointwise(a, b_t, None, "none", [], "")

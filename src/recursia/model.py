@@ -36,9 +36,19 @@ class StepOutput:
     q_continue: torch.Tensor | None
 
 
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+def resolve_dtype(name: str, device: torch.device, training: bool = False) -> torch.dtype:
+    """`auto`: bf16 on CUDA (as the reference); on a CPU, bf16 for training where bf16 products are native and
+    go through oneDNN (`matmul.cpu_bf16`), else fp32. Solving and evaluating a checkpoint on a CPU stay fp32:
+    the bundled models' figures are fp32's, and one puzzle's products are too small to gain. Weights, norms and
+    losses are fp32 either way (layers.py, losses.py)."""
     if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        if device.type == "cuda":
+            return torch.bfloat16
+        if device.type == "cpu" and training:
+            from .matmul import cpu_bf16
+
+            return torch.bfloat16 if cpu_bf16() else torch.float32
+        return torch.float32
     return {"bfloat16": torch.bfloat16, "float32": torch.float32}[name]
 
 

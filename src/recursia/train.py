@@ -95,7 +95,7 @@ class Trainer:
 
         torch.manual_seed(t.seed)  # identical initial weights on every rank
         self.model = build_model(cfg.model, self.spec).to(rt.device)
-        self.model.set_forward_dtype(resolve_dtype(cfg.model.forward_dtype, rt.device))
+        self.model.set_forward_dtype(resolve_dtype(cfg.model.forward_dtype, rt.device, training=True))
         self.optimizer = AdamATan2(self.model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2),
                                    weight_decay=t.weight_decay)
         self.ema = EMA(self.model, t.ema_rate) if t.ema else None
