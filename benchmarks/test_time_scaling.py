@@ -15,7 +15,9 @@ solves some puzzles with `solve_batch` itself and asserts the same answers and a
 
 Axes: copies P = 1, 2, 4, ... up to --copies at --steps steps; depth K up to --deep steps with the puzzle alone;
 --wide P:K, P copies for K steps (both at once). --timed N: wall time of one `solve` call per puzzle on one
-thread (median, 95th percentile) for N puzzles spread through the file. Prints markdown tables and writes --json.
+thread (median, 95th percentile) for N puzzles spread through the file. Prints markdown tables and writes --json;
+--plot OUT.png draws exact accuracy against network applications per puzzle, one line per axis and selection
+(`--replot RESULT.json --plot OUT.png` draws it from a saved result without solving anything).
 """
 
 from __future__ import annotations
@@ -138,10 +140,36 @@ def timed(solver: Solver, grids, copies: list[int], count: int, seed: int) -> li
     return rows
 
 
+def plot(out: dict, path: str) -> None:
+    """Accuracy against log2 of the mean network applications per puzzle, one line per axis (recursia.plot's
+    Pillow charts, so no plotting library is needed)."""
+    import math
+
+    from recursia.plot import BLUE, GREEN, ORANGE, RED, Series, chart
+
+    colours = {"copies, verified": BLUE, "copies, vote": ORANGE, "depth, verified": GREEN,
+               "both, verified": RED}
+    series = []
+    for axis, colour in colours.items():
+        rows = [r for r in out["rows"] if r["axis"] == axis]
+        if axis == "both, verified":  # the wide rollout at its longest depth
+            rows = [r for r in rows if r["steps"] == max(x["steps"] for x in rows)]
+        if rows:
+            rows.sort(key=lambda r: r["applications_mean"])
+            series.append(Series(axis, [math.log2(r["applications_mean"]) for r in rows],
+                                 [100 * r["accuracy"] for r in rows], colour))
+    name = out["model"] + " on " + out["file"].rsplit("/", 1)[-1]
+    chart(f"{name}: exact accuracy against test-time compute", series,
+          "network applications per puzzle, mean (log2)", "exact %").save(path)
+    print(f"wrote {path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("model", nargs="?", default="sudoku")
-    ap.add_argument("--file", required=True)
+    ap.add_argument("--file", help="CSV of puzzles (required unless --replot)")
+    ap.add_argument("--plot", default=None, help="also draw the curves into this PNG")
+    ap.add_argument("--replot", default=None, help="a saved --json result: only draw --plot from it")
     ap.add_argument("--copies", type=int, default=16)
     ap.add_argument("--steps", type=int, default=None, help="steps per copy (default: the model's N_sup)")
     ap.add_argument("--deep", type=int, default=64, help="steps of the depth axis (the puzzle alone)")
@@ -155,6 +183,14 @@ def main() -> None:
     ap.add_argument("--timed-copies", default="1,4,8,16")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    if args.replot:
+        if not args.plot:
+            ap.error("--replot needs --plot OUT.png")
+        with open(args.replot) as f:
+            plot(json.load(f), args.plot)
+        return
+    if not args.file:
+        ap.error("--file is required (or --replot RESULT.json --plot OUT.png)")
     torch.set_num_threads(args.threads)
     solver = Solver.load(args.model, device="cpu")
     n_sup = solver.model.cfg.N_sup
@@ -212,6 +248,8 @@ def main() -> None:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
         print(f"wrote {args.json}")
+    if args.plot:
+        plot(out, args.plot)
 
 
 if __name__ == "__main__":
