@@ -2,7 +2,7 @@
 
     python benchmarks/test_time_scaling.py [MODEL] --file ../shared/data/sudoku-extreme-1k/heldout-1000.csv \
         [--copies 16] [--steps 16] [--deep 64] [--wide 4:32] [--limit N] [--threads 1] [--json OUT.json] \
-        [--timed 100 --timed-copies 1,4,8,16]
+        [--timed 100 --timed-copies 1,4,8,16 --timed-budgets 0.5,1,2] [--only-timed]
 
 MODEL is a bundled name (default `sudoku`) or a checkpoint. The file is a CSV with question and answer columns
 (a `source` column splits the rows) or, for a Maze model, the Maze-Hard CSV. Every row of the tables is what
@@ -15,7 +15,8 @@ solves some puzzles with `solve_batch` itself and asserts the same answers and a
 
 Axes: copies P = 1, 2, 4, ... up to --copies at --steps steps; depth K up to --deep steps with the puzzle alone;
 --wide P:K, P copies for K steps (both at once). --timed N: wall time of one `solve` call per puzzle on one
-thread (median, 95th percentile) for N puzzles spread through the file. Prints markdown tables and writes --json;
+thread (median, 95th percentile) for N puzzles spread through the file; --timed-budgets B,...: the same for
+`solve --budget B` (rounds of the model's default copies while the time fits); --only-timed: those rows alone. Prints markdown tables and writes --json;
 --plot OUT.png draws exact accuracy against network applications per puzzle, one line per axis and selection
 (`--replot RESULT.json --plot OUT.png` draws it from a saved result without solving anything).
 """
@@ -140,6 +141,30 @@ def timed(solver: Solver, grids, copies: list[int], count: int, seed: int) -> li
     return rows
 
 
+def timed_budget(solver: Solver, grids, sources: list[str], budgets: list[float], copies: int, count: int,
+                 seed: int) -> list[dict]:
+    """`recursia solve --budget B` one puzzle at a time: rounds of `copies` fresh copies while the time fits.
+    Seconds per puzzle (median, 95th percentile), copies tried, and the puzzles solved, also by source."""
+    pick = np.linspace(0, len(grids) - 1, count).round().astype(int)
+    rows = []
+    for b in budgets:
+        solver.solve_within([grids[pick[0]]], b, perturb=copies, seed=seed)  # warm-up
+        secs, ok, apps = [], [], []
+        for i in bar(pick, desc=f"budget {b:g} s", leave=False):
+            t = time.perf_counter()
+            r = solver.solve_within([grids[i]], b, perturb=copies, seed=seed)[0]
+            secs.append(time.perf_counter() - t)
+            ok.append(r.valid)
+            apps.append(r.applications)
+        src = np.array(sources)[pick]
+        rows.append({"budget_s": b, "copies_per_round": copies, "puzzles": count,
+                     "median_s": float(np.median(secs)), "p95_s": float(np.percentile(secs, 95)),
+                     "mean_s": float(np.mean(secs)), "solved": float(np.mean(ok)),
+                     "applications_mean": float(np.mean(apps)),
+                     "by_source": {s: float(np.mean(np.array(ok)[src == s])) for s in sorted(set(sources))}})
+    return rows
+
+
 def plot(out: dict, path: str) -> None:
     """Accuracy against log2 of the mean network applications per puzzle, one line per axis (recursia.plot's
     Pillow charts, so no plotting library is needed)."""
@@ -181,6 +206,8 @@ def main() -> None:
     ap.add_argument("--check", type=int, default=24, help="puzzles re-solved with solve_batch as a check")
     ap.add_argument("--timed", type=int, default=0, help="puzzles solved one at a time on one thread, timed")
     ap.add_argument("--timed-copies", default="1,4,8,16")
+    ap.add_argument("--timed-budgets", default="", help="with --timed: also `solve --budget B` for these B (s)")
+    ap.add_argument("--only-timed", action="store_true", help="skip the rollouts: only the --timed rows")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     if args.replot:
@@ -199,6 +226,9 @@ def main() -> None:
     out = {"model": args.model, "file": args.file, "puzzles": len(grids), "N_sup": n_sup, "threads": args.threads,
            "torch": torch.__version__, "cpu": platform.processor() or platform.machine(), "rows": [],
            "date": time.strftime("%Y-%m-%d")}
+    if args.only_timed:
+        report_timed(args, solver, grids, sources, out)
+        return
     wide = r_wide = None
     r = rollout(solver, grids, answers, args.copies, steps, args.seed, args.chunk, f"{args.copies} copies")
     out["seconds_copies"] = r.seconds
@@ -236,20 +266,38 @@ def main() -> None:
         print(f"| {row['axis']} | {row['copies']} | {row['steps']} | {100 * row['accuracy']:.1f}% | "
               + " | ".join(f"{100 * row['by_source'][s]:.1f}%" for s in srcs)
               + f" | {row['applications_mean']:.1f} / {row['applications_median']:.0f} |")
+    report_timed(args, solver, grids, sources, out)
+    if args.plot:
+        plot(out, args.plot)
+
+
+def report_timed(args, solver: Solver, grids, sources: list[str], out: dict) -> None:
+    """The --timed rows (copies, then budgets), printed, and the result written to --json."""
     if args.timed:
         torch.set_num_threads(1)
-        out["timed"] = timed(solver, grids, [int(c) for c in args.timed_copies.split(",")], args.timed, args.seed)
+        copies = [int(c) for c in args.timed_copies.split(",") if c]
+        out["timed"] = timed(solver, grids, copies, args.timed, args.seed) if copies else []
         print("| copies | puzzles solved one at a time (1 thread) | median s | 95th percentile s | solved |")
         print("|---|---|---|---|---|")
         for t in out["timed"]:
             print(f"| {t['copies']} | {t['puzzles']} | {t['median_s']:.3f} | {t['p95_s']:.3f} | "
                   f"{100 * t['solved']:.1f}% |")
+        budgets = [float(b) for b in args.timed_budgets.split(",") if b]
+        if budgets:
+            per_round = solver.default_perturb
+            out["timed_budget"] = timed_budget(solver, grids, sources, budgets, per_round, args.timed, args.seed)
+            srcs = sorted(set(sources))
+            print(f"| budget s ({per_round} copies a round) | puzzles | median s | 95th percentile s | solved | "
+                  + " | ".join(srcs) + " | applications |")
+            print("|---|---|---|---|---|" + "---|" * len(srcs) + "---|")
+            for t in out["timed_budget"]:
+                print(f"| {t['budget_s']:g} | {t['puzzles']} | {t['median_s']:.3f} | {t['p95_s']:.3f} | "
+                      f"{100 * t['solved']:.1f}% | " + " | ".join(f"{100 * t['by_source'][s]:.1f}%" for s in srcs)
+                      + f" | {t['applications_mean']:.1f} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
         print(f"wrote {args.json}")
-    if args.plot:
-        plot(out, args.plot)
 
 
 if __name__ == "__main__":

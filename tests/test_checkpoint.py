@@ -126,3 +126,35 @@ def test_kill_and_resume_continues_exactly(tmp_path):
     steps = [r["step"] for r in b if "train/loss" in r]
     assert steps == sorted(set(list(range(7, total + 1, 7)) + [total]))  # replaced after the kill, not doubled
     assert json.loads((run / "eval.json").read_text())["step"] == total
+
+
+def test_init_from_starts_from_a_checkpoints_weights_and_refuses_another_shape(tmp_path):
+    from recursia.dataset import Dataset
+    from recursia.runtime import setup
+    from recursia.train import Trainer
+
+    base = tmp_path / "base"
+    train(build_config("demo", TINY + ["train.steps=12"]), base, progress=False)
+    saved = load_file(str(resolve(base) / "model.safetensors"))
+
+    # The run starts from those weights (N_sup may differ: it only runs the network), not from a random init.
+    cfg = build_config("demo", TINY + ["train.steps=2", "model.N_sup=4", f"train.init_from={base}"])
+    data = Dataset(base / "data")
+    trainer = Trainer(cfg, tmp_path / "unused", setup("cpu"), data)
+    assert not all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in saved.items())
+    trainer.init_weights(cfg.train.init_from)
+    assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in saved.items())
+    assert all(torch.equal(v, trainer.ema.shadow[k]) for k, v in saved.items() if k in trainer.ema.shadow)
+
+    tuned, fresh = tmp_path / "tuned", tmp_path / "fresh"
+    train(build_config("demo", TINY + ["train.steps=2", f"data.dir={base / 'data'}", f"train.init_from={base}"]),
+          tuned, progress=False)
+    train(build_config("demo", TINY + ["train.steps=2", f"data.dir={base / 'data'}"]), fresh, progress=False)
+    assert losses(tuned)[1] < losses(fresh)[1] - 0.05  # the first step already sees trained weights
+
+    wider = build_config("demo", TINY + ["train.steps=2", "model.hidden_size=32", f"train.init_from={base}"])
+    with pytest.raises(ConfigError, match=r"model.hidden_size=64"):
+        train(wider, tmp_path / "wider", progress=False)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        train(build_config("demo", TINY + ["train.steps=2", f"train.init_from={tmp_path / 'nothing'}"]),
+              tmp_path / "missing", progress=False)

@@ -166,3 +166,45 @@ def test_solve_uses_the_models_own_default_copies_and_checks_them(tmp_path, solv
     (bad / "meta.json").write_text(json.dumps({**meta, "solve": {"perturb": 0}}))
     with pytest.raises(ConfigError, match="solve.perturb is 0"):
         Solver.load(bad, device="cpu")
+
+
+def test_a_budget_adds_fresh_copies_in_rounds_until_the_time_is_spent(solver):
+    """--budget: round 1 is the P copies, then puzzles without a checked answer get copies P..2P-1, and so on,
+    while the time fits. A clock that ticks one second per round makes the number of rounds exact."""
+    grids = list(sudoku.generate(24, seed=9258, blanks=58, method="search").questions)
+    rounds = []
+    batch = solver.solve_batch
+
+    def counting(*a, **k):
+        rounds.append(k.get("first_copy", 0))
+        return batch(*a, **k)
+
+    timed = Solver(solver.model, solver.task)
+    timed.solve_batch = counting
+    first = solver.solve_batch(grids)
+    two = timed.solve_within(grids, 2.0 / len(grids), clock=lambda: float(len(rounds)))
+    assert rounds == [0, 1]  # 1 s for round 1, then 1 + (a share of 1 s) fits in 2 s; a third does not
+    assert sum(r.valid for r in two) > sum(r.valid for r in first)  # measured 2026-12-07: 18 -> 21
+    for a, b in zip(first, two):
+        assert b.valid == (sudoku.check_answer(b.question, b.answer) == [])
+        if a.valid:  # a checked answer from round 1 is kept as it was
+            assert b.copy == 0 and np.array_equal(a.answer, b.answer) and b.applications == a.applications
+        else:  # round 2 ran copy 1 only, on the puzzles round 1 left
+            assert b.applications > a.applications and (not b.valid or b.copy == 1)
+    del rounds[:]
+    assert sum(r.valid for r in timed.solve_within(grids, 1.0 / len(grids), clock=lambda: float(len(rounds)))) \
+        == sum(r.valid for r in first) and rounds == [0]  # no time left for a second round
+    with pytest.raises(ConfigError, match="--budget"):
+        solver.solve_within(grids, 0)
+
+
+def test_solve_budget_on_the_command_line():
+    puzzle = "".join(map(str, sudoku.generate(1, seed=9358, blanks=58, method="search").questions[0]))
+    out = subprocess.run([sys.executable, "-m", "recursia", "solve", "sudoku", puzzle, "--budget", "2",
+                          "--perturb", "2"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "copy" in out.stdout and "compute:" in out.stdout
+    for bad, why in ((["--budget", "-1"], "--budget -1"), (["--budget", "1", "--select", "vote"], "--budget 0")):
+        err = subprocess.run([sys.executable, "-m", "recursia", "solve", "sudoku", puzzle, *bad],
+                             capture_output=True, text=True)
+        assert err.returncode != 0 and why in err.stderr and "Traceback" not in err.stderr

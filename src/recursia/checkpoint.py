@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .config import RunConfig, config_from_dict
+from .config import ModelConfig, RunConfig, config_from_dict
 from .errors import CheckpointError, RecursiaError, RecursiaWarning
 from .model import RecursiveModel, TaskSpec, build_model
 
@@ -206,6 +206,18 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[Re
     load_weights(model, _read_safetensors(ckpt / "model.safetensors"), ckpt / "model.safetensors")
     model.eval()
     return model.to(device), cfg, meta
+
+
+def read_model_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], ModelConfig, Path]:
+    """A checkpoint's model weights and the model config that made them, without building the model
+    (fine-tuning loads them into a run's own model)."""
+    ckpt = resolve(path)
+    meta = read_meta(ckpt)
+    try:
+        cfg = config_from_dict(meta["config"])
+    except (KeyError, TypeError, RecursiaError) as e:
+        raise CheckpointError(f"{ckpt / 'meta.json'} does not describe a valid model: {e}") from e
+    return _read_safetensors(ckpt / "model.safetensors"), cfg.model, ckpt / "model.safetensors"
 
 
 def make_meta(cfg: RunConfig, spec: TaskSpec, step: int, fingerprint: str, task: str, ema: bool) -> dict:

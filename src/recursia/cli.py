@@ -267,6 +267,12 @@ def solve(
                                           "map each answer back; copy 1 is the puzzle as given. A puzzle stops as "
                                           "soon as one copy's answer verifies. More copies: more solved, more "
                                           "time. Default: the model's own (the bundled sudoku: 8; else 1)."),
+    budget: Optional[float] = typer.Option(None, "--budget", help="Sudoku, Maze: seconds per puzzle to spend. "
+                                           "After the first P copies, puzzles still without a checked answer get "
+                                           "P fresh copies at a time while the time fits (a round starts only if "
+                                           "it is expected to end within the budget). 0: the P copies only. "
+                                           "Default: the model's own when --perturb is not given (the bundled "
+                                           "sudoku: 1 s), else 0."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Supervision steps at most (default: the model's "
                                         "N_sup); more than it was trained with lets it think longer."),
     ensemble: Optional[list[Path]] = typer.Option(None, "--model", help="More checkpoints of the same task, "
@@ -303,14 +309,22 @@ def solve(
         _solve_arc(checkpoint, file, versions, device, as_json, adapt_steps, adapt_batch_size)
         return
     solver = Solver.load_many([checkpoint, *(ensemble or [])], device=device)
-    if solver.task.name == "deepcoder" and (perturb is not None or steps is not None or ensemble or select):
-        raise RecursiaError("--perturb, --steps, --model and --select apply to Sudoku and Maze; a DeepCoder "
-                            "model scales with --candidates")
+    if solver.task.name == "deepcoder" and (perturb is not None or steps is not None or ensemble or select
+                                            or budget is not None):
+        raise RecursiaError("--perturb, --budget, --steps, --model and --select apply to Sudoku and Maze; a "
+                            "DeepCoder model scales with --candidates")
     if solver.task.name == "deepcoder" and file is not None:
         _solve_deepcoder(solver, file, puzzles or [], as_json, halt, candidates)
         return
+    if budget is None:
+        budget = solver.default_budget if perturb is None else 0.0
+    if budget < 0:
+        raise RecursiaError(f"--budget {budget:g}: give seconds per puzzle (0: no rounds beyond --perturb)")
+    if budget and select == "vote":
+        raise RecursiaError("--budget adds copies until an answer checks, which --select vote does not use; "
+                            "pass --budget 0 with --select vote")
     perturb = solver.default_perturb if perturb is None else perturb
-    scaling = dict(perturb=perturb, steps=steps, select=select, seed=seed)
+    scaling = dict(perturb=perturb, steps=steps, seed=seed)
     grids = [solver.parse(t, where=f"puzzle {i + 1}") for i, t in enumerate(puzzles or [])]
     if file is not None:
         grids += solver.read_file(file)
@@ -323,7 +337,8 @@ def solve(
     if watch:
         _watch(solver, grids, rule)
     start = time.perf_counter()
-    results = solver.solve_batch(grids, rule, candidates, **scaling)
+    results = (solver.solve_within(grids, budget, rule, candidates, **scaling) if budget else
+               solver.solve_batch(grids, rule, candidates, select=select, **scaling))
     seconds = time.perf_counter() - start
     failed = 0
     for i, r in enumerate(results):
@@ -336,7 +351,7 @@ def solve(
             typer.echo(json.dumps(record))
             continue
         head = f"puzzle {i + 1}: {'solved' if r.valid else 'NOT SOLVED'} after {r.steps} step(s)"
-        if len(solver.models) > 1 or perturb > 1:
+        if len(solver.models) > 1 or perturb > 1 or budget:
             head += (f" of {'model ' + str(r.model + 1) + ', ' if len(solver.models) > 1 else ''}copy {r.copy + 1}"
                      f"; {r.applications} network applications in all")
         if r.halt_step is not None:

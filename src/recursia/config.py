@@ -111,6 +111,9 @@ class TrainConfig:
     checkpoint_every: int = 0  # 0: only at the end
     keep_checkpoints: int = 2
     time_limit_s: float = 0.0  # stop (and checkpoint) after this much training time; 0: no limit
+    # Start from these weights instead of random ones (fine-tuning): a bundled model's name, a run directory or a
+    # checkpoint folder whose network has the same shape (T, n, N_sup and halting may differ). "": random init.
+    init_from: str = ""
     compare_one_pass: bool = False  # afterwards, train the same network run once (N_sup=T=n=1) to compare
     adapt_steps: int = 300  # ARC heldout protocol: steps fitting the unseen tasks' embeddings before testing
     adapt_batch_size: int = 0  # 0: eval_batch_size

@@ -8,6 +8,8 @@ answer is a valid solution of the given puzzle.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,11 +104,12 @@ class Solver:
     answers mapped back) and checkpoint ensembles; every candidate is checked, and `choose` picks one."""
 
     def __init__(self, model: RecursiveModel, task: Task, ensemble: tuple[RecursiveModel, ...] = (),
-                 default_perturb: int = 1):
+                 default_perturb: int = 1, default_budget: float = 0.0):
         self.model, self.task, self.models = model, task, (model, *ensemble)
-        # Copies `recursia solve` makes when --perturb is not given: a checkpoint's meta.json may name them
-        # ("solve": {"perturb": P}, as the bundled `sudoku` does, measured to fit its time budget); else 1.
-        self.default_perturb = default_perturb
+        # What `recursia solve` spends when --perturb is not given: a checkpoint's meta.json may name it
+        # ("solve": {"perturb": P, "budget": seconds}, as the bundled `sudoku` does, measured to keep a typical
+        # puzzle within the budget on one thread); else 1 copy and no further rounds.
+        self.default_perturb, self.default_budget = default_perturb, default_budget
 
     @staticmethod
     def load(checkpoint: str | Path, device: str = "auto") -> "Solver":
@@ -114,11 +117,16 @@ class Solver:
         model, cfg, meta = load_model(checkpoint, dev)
         model.set_forward_dtype(resolve_dtype(cfg.model.forward_dtype, dev))
         task = get_task(meta["task"])
-        perturb = (meta.get("solve") or {}).get("perturb", 1)
+        defaults = meta.get("solve") or {}
+        perturb, budget = defaults.get("perturb", 1), defaults.get("budget", 0.0)
         if not isinstance(perturb, int) or perturb < 1 or (perturb > 1 and task.perturb is None):
             why = f"1, as task {task.name} has no symmetries" if task.perturb is None else "an integer >= 1"
             raise ConfigError(f"{checkpoint}: meta.json's solve.perturb is {perturb!r}; it must be {why}")
-        return Solver(model, task, default_perturb=perturb)
+        if not isinstance(budget, (int, float)) or isinstance(budget, bool) or budget < 0 or \
+                (budget and task.verify is None):
+            why = "0, as the task cannot check answers" if task.verify is None else "a number of seconds >= 0"
+            raise ConfigError(f"{checkpoint}: meta.json's solve.budget is {budget!r}; it must be {why}")
+        return Solver(model, task, default_perturb=perturb, default_budget=float(budget))
 
     @staticmethod
     def load_many(checkpoints: list[str | Path], device: str = "auto") -> "Solver":
@@ -131,7 +139,7 @@ class Solver:
             raise ConfigError(f"an ensemble needs models of one task; got {', '.join(sorted(tasks))} "
                               f"from {', '.join(map(str, checkpoints))}")
         return Solver(solvers[0].model, solvers[0].task, tuple(s.model for s in solvers[1:]),
-                      solvers[0].default_perturb)
+                      solvers[0].default_perturb, solvers[0].default_budget)
 
     def _checked(self, make, value, where: str) -> np.ndarray:
         """`make(value)` as a question grid, with the task's own checks; every failure names `where`."""
@@ -168,7 +176,7 @@ class Solver:
     @torch.no_grad()
     def solve_batch(self, grids: list[np.ndarray | str], halt: HaltRule | None = None, candidates: int = 1, *,
                     perturb: int = 1, steps: int | None = None, select: str | None = None,
-                    seed: int = 0) -> list[SolveResult]:
+                    seed: int = 0, first_copy: int = 0) -> list[SolveResult]:
         """Solve many puzzles (question grids, or text that is parsed and checked) at once; each stops by
         `halt` (default `default_halt(task)`), and puzzles that have stopped leave the batch, so the rest run faster.
         A `verified` rule or `candidates` > 1 runs the task's answer check every step (`recursia.verify`):
@@ -178,7 +186,8 @@ class Solver:
         task's symmetries (copy 0 the puzzle itself; copy k depends only on seed, puzzle and k), run as one batch,
         a puzzle's copies all stopping at the first step where one verifies; the ensemble's models in turn, each
         only on the puzzles still without a checked answer. `select` ("verified" where the task checks answers,
-        else "vote") picks among the copies' and models' answers, mapped back to the puzzle (`choose`)."""
+        else "vote") picks among the copies' and models' answers, mapped back to the puzzle (`choose`).
+        `first_copy` skips copies 0..first_copy-1 (run already): `solve_within` asks for fresh copies this way."""
         halt = default_halt(self.task) if halt is None else halt
         select = select or ("verified" if self.task.verify is not None else "vote")
         if select not in SELECT:
@@ -188,25 +197,27 @@ class Solver:
             raise ConfigError(f"--perturb {perturb}: give at least 1 (1 = the puzzle as given, no copies)")
         if steps is not None and steps < 1:
             raise ConfigError(f"--steps {steps}: give at least 1 supervision step")
-        if perturb > 1 and self.task.perturb is None:
+        total = first_copy + perturb  # copies made; the first `first_copy` of each puzzle are skipped
+        if total > 1 and self.task.perturb is None:
             raise ConfigError(f"task {self.task.name} has no symmetries to perturb a puzzle by; use --perturb 1")
         verifier = Verifier.for_task(self.task, candidates) if halt.verified or candidates > 1 else None
         grids = [self.parse(g, f"puzzle {i + 1}") if isinstance(g, str) else self.check_grid(g, f"puzzle {i + 1}")
                  for i, g in enumerate(grids)]
         if not grids:
             raise PuzzleError("no puzzle given")
-        if perturb > 1:
-            copies, undo = self.task.perturb(np.stack(grids), perturb, seed)
+        if total > 1:
+            copies, undo = self.task.perturb(np.stack(grids), total, seed)
         else:
             copies, undo = np.stack(grids), lambda v, rows=None, digits=True: np.asarray(v)
-        owner = np.repeat(np.arange(len(grids)), perturb)
+        owner = np.repeat(np.arange(len(grids)), total)
+        fresh = np.arange(len(owner)) % total >= first_copy
         applications = np.zeros(len(grids), dtype=np.int64)
         tried = np.zeros(len(grids), dtype=np.int64)
         found = np.zeros(len(grids), dtype=bool)
         cands: list[list[_Candidate]] = [[] for _ in grids]
         runs = []
         for m, model in enumerate(self.models):
-            rows = np.nonzero(~found[owner])[0] if select == "verified" else np.arange(len(owner))
+            rows = np.nonzero(fresh & ~found[owner])[0] if select == "verified" else np.nonzero(fresh)[0]
             if not len(rows):
                 break
             device = model.embed_tokens.device
@@ -235,12 +246,47 @@ class Solver:
         out = []
         for p, grid in enumerate(grids):
             i, votes = choose([c.answer for c in cands[p]], [c.valid for c in cands[p]], select)
-            out.append(self._result(grid, cands[p][i], runs[cands[p][i].model], undo, perturb, int(applications[p]),
+            out.append(self._result(grid, cands[p][i], runs[cands[p][i].model], undo, total, int(applications[p]),
                                     int(tried[p]) if verifier is not None else None,
                                     votes if select == "vote" or len(cands[p]) > 1 else None))
         return out
 
-    def _result(self, grid, cand: _Candidate, r: "_Run", undo, perturb: int, applications: int,
+    def solve_within(self, grids: list[np.ndarray | str], budget: float, halt: HaltRule | None = None,
+                     candidates: int = 1, *, perturb: int = 1, steps: int | None = None, seed: int = 0,
+                     clock=time.perf_counter) -> list[SolveResult]:
+        """Spend up to `budget` seconds per puzzle (on average over `grids`): rounds of `perturb` fresh copies
+        (copies P..2P-1, then 2P..3P-1, ...) for the puzzles still without a checked answer. A round starts only
+        while the time spent plus the last round's time, scaled to the puzzles left, fits the budget, so a typical
+        puzzle ends within it; the first round always runs. Rounds end at the task's last distinct copy.
+        The copies tried are the first ones of `--perturb` with more copies, so the two scale on one curve."""
+        if budget <= 0:
+            raise ConfigError(f"--budget {budget:g}: give the seconds per puzzle to spend, above 0")
+        if self.task.verify is None:
+            raise ConfigError(f"--budget needs answers that can be checked, and task {self.task.name} cannot check "
+                              "one; use --perturb P (and --select vote) instead")
+        start = clock()
+        results = self.solve_batch(grids, halt, candidates, perturb=perturb, steps=steps, seed=seed)
+        grids = [g if not isinstance(g, str) else r.question for g, r in zip(grids, results)]
+        last, last_n, made = clock() - start, len(grids), perturb
+        limit = self.task.max_copies or float("inf")
+        while True:
+            pending = [i for i, r in enumerate(results) if not r.valid]
+            fresh = min(perturb, limit - made)
+            spent = clock() - start
+            if not pending or fresh < 1 or spent + last * len(pending) / last_n > budget * len(grids):
+                return results
+            t0 = clock()
+            more = self.solve_batch([grids[i] for i in pending], halt, candidates, perturb=fresh, steps=steps,
+                                    seed=seed, first_copy=made)
+            last, last_n = clock() - t0, len(pending)
+            made += fresh
+            for i, r in zip(pending, more):
+                r.applications += results[i].applications
+                r.tried = None if r.tried is None else r.tried + (results[i].tried or 0)
+                results[i] = r if r.valid else dataclasses.replace(
+                    results[i], applications=r.applications, tried=r.tried)
+
+    def _result(self, grid, cand: _Candidate, r: "_Run", undo, total: int, applications: int,
                 tried: int | None, votes: int | None) -> SolveResult:
         """The chosen candidate's steps, mapped back to the puzzle's frame."""
         b = int(np.searchsorted(r.rows, cand.row))
@@ -253,7 +299,7 @@ class Solver:
         return SolveResult(grid, answer, not problems, problems, step + 1, int(first[0]) + 1 if len(first) else None,
                            float(r.q[step, b]) if r.q is not None else None, trajectory, confidence,
                            [float(r.q[s, b]) for s in range(step + 1)] if r.q is not None else [], tried,
-                           applications, cand.row % perturb, cand.model, votes)
+                           applications, cand.row % total, cand.model, votes)
 
     def solve(self, puzzle: str | np.ndarray, halt: HaltRule | None = None, candidates: int = 1,
               **scaling: Any) -> SolveResult:

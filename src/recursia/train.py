@@ -235,6 +235,20 @@ class Trainer:
         return ckpt_io.write_checkpoint(self.run_dir, self.step, weights, meta, tensors, train_json,
                                         keep=self.cfg.train.keep_checkpoints)
 
+    def init_weights(self, source: str) -> None:
+        """Fine-tuning: start from another checkpoint's model weights. The network's shape must match; what only
+        changes the loop (T, n, N_sup, halting) may differ. Optimizer moments and the carry start fresh."""
+        weights, saved, path = ckpt_io.read_model_weights(source)
+        differ = [k for k in SHAPE_FIELDS if getattr(saved, k) != getattr(self.cfg.model, k)]
+        if differ:
+            k = differ[0]
+            raise ConfigError(f"train.init_from={source}: that model has model.{k}={getattr(saved, k)!r} and this run "
+                              f"model.{k}={getattr(self.cfg.model, k)!r}; fine-tuning needs the same network "
+                              f"(set {', '.join(f'model.{d}={getattr(saved, d)!r}' for d in differ)})")
+        ckpt_io.load_weights(self.model, weights, path)
+        if self.ema is not None:
+            self.ema = EMA(self.model, self.cfg.train.ema_rate)
+
     def load(self, path: Path) -> None:
         tensors, info = ckpt_io.read_train_state(path)
         meta = ckpt_io.read_meta(path)
@@ -271,6 +285,11 @@ class Trainer:
         self.log_sums = {k[len("log."):]: v.to(self.rt.device) for k, v in local.items() if k.startswith("log.")}
         window = info.get("log_window", {"step": self.step, "elapsed_s": self.elapsed})  # older checkpoints
         self.log_start = (window["step"], window["elapsed_s"])
+
+
+# Model fields that decide the network's weights and what they mean; the rest (T, n, N_sup, halting) only run it.
+SHAPE_FIELDS = ("arch", "hidden_size", "num_heads", "expansion", "mlp_multiple", "layers", "mixer", "pos_encoding",
+                "features", "separate_nets", "puzzle_emb_len", "puzzle_emb_dim", "reference_mlp_norm")
 
 
 def _check_resume_config(saved: RunConfig, new: RunConfig) -> None:
@@ -346,10 +365,14 @@ def _open_data(cfg: RunConfig, run_dir: Path, resume: bool) -> Dataset | None:
 
 
 def absolute_data_dir(cfg: RunConfig) -> RunConfig:
-    """`cfg` with data.dir made absolute, so that the saved run finds its data from any working directory."""
-    if cfg.data.dir is None or Path(cfg.data.dir).is_absolute():
-        return cfg
-    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dir=str(Path(cfg.data.dir).absolute())))
+    """`cfg` with data.dir (and an init_from path) made absolute, so that the saved run finds them from any
+    working directory."""
+    if cfg.data.dir is not None and not Path(cfg.data.dir).is_absolute():
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dir=str(Path(cfg.data.dir).absolute())))
+    init = cfg.train.init_from
+    if init and Path(init).exists() and not Path(init).is_absolute():
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, init_from=str(Path(init).absolute())))
+    return cfg
 
 
 def latest_or_fail(run_dir: Path) -> Path:
@@ -365,6 +388,8 @@ def latest_or_fail(run_dir: Path) -> Path:
 def _train_locked(cfg: RunConfig, run_dir: Path, rt: Runtime, data: Dataset, ckpt: Path | None,
                   progress: bool) -> dict[str, Any]:
     trainer = Trainer(cfg, run_dir, rt, data)
+    if ckpt is None and cfg.train.init_from:
+        trainer.init_weights(cfg.train.init_from)
     if ckpt is not None:
         trainer.load(ckpt)
         if rt.is_main:

@@ -42,6 +42,7 @@ class Task:
     # itself; undo(values (N*P, ...), digits=True) mapping answers, or with digits=False per-cell values such
     # as confidences, back to each puzzle's frame). Enables `--perturb P`; None: the task has no symmetries.
     perturb: Callable[..., tuple[np.ndarray, Callable[..., np.ndarray]]] | None = None
+    max_copies: int | None = None  # distinct copies `perturb` can make (Maze: its 8 symmetries); None: no limit
 
 
 def _sudoku() -> Task:
@@ -68,7 +69,8 @@ def _maze() -> Task:
 
     return Task("maze", maze.SEQ_LEN, maze.VOCAB_SIZE, maze.parse_maze, lambda p: list(maze.read_mazes(p)),
                 maze.maze_problems, lambda q: maze.encode(q)[0], maze.decode, maze.check_path, maze.format_maze,
-                metrics, maze.as_question, verify=maze.valid_shortest_path_batch, perturb=maze.perturb)
+                metrics, maze.as_question, verify=maze.valid_shortest_path_batch, perturb=maze.perturb,
+                max_copies=maze.NUM_DIHEDRAL)
 
 
 def _deepcoder() -> Task:
