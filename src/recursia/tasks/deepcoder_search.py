@@ -24,7 +24,7 @@ from typing import Any
 
 from recursia.tasks import deepcoder as dc
 
-__all__ = ["SearchResult", "search", "search_task", "evaluate_file", "summary_lines"]
+__all__ = ["SearchResult", "search", "guided_search", "search_task", "evaluate_file", "summary_lines"]
 
 _CHECK_EVERY = 512  # candidate programs between looks at the clock
 
@@ -52,10 +52,18 @@ class _Out(Exception):
 
 
 class _Enumerator:
-    def __init__(self, inputs: Sequence[Sequence[dc.Value]], outputs: Sequence[dc.Value], time_limit: float):
+    def __init__(self, inputs: Sequence[Sequence[dc.Value]], outputs: Sequence[dc.Value], time_limit: float,
+                 functions: Sequence[str] | None = None, max_tried: int = 0):
         self.num_inputs = len(inputs[0])
         self.target = tuple(outputs)
         self.deadline = time.perf_counter() + time_limit
+        self.max_tried = max_tried  # 0: no cap on candidate statements (the clock alone stops the search)
+        # The operations and lambdas this search may use, operations in the order given (all by default).
+        allowed = set(dc.OPERATIONS + dc.LAMBDAS) if functions is None else set(functions)
+        order = [f for f in (functions or dc.OPERATIONS) if f in dc.SIGNATURES]
+        self.ops = [(op, lams) for op in order
+                    for lams in [tuple(lam for lam in dc.LAMBDAS_OF_KIND[dc.SIGNATURES[op][0]] if lam in allowed)
+                                 if dc.SIGNATURES[op][0] else (None,)] if lams]
         self.columns: list[tuple] = [tuple(ex[i] for ex in inputs) for i in range(self.num_inputs)]
         self.nodes: list[_Node | None] = [None] * self.num_inputs  # inputs have no statement
         self.seen = {c: i for i, c in enumerate(self.columns)}
@@ -71,7 +79,8 @@ class _Enumerator:
         fn, f = dc._OP_FN[op], dc.LAMBDA_FN[lam] if lam else None
         cols, seen, n = self.columns, self.seen, len(self.target)
         for i, args in enumerate(arg_tuples):
-            if not i % _CHECK_EVERY and time.perf_counter() > self.deadline:
+            if not i % _CHECK_EVERY and (time.perf_counter() > self.deadline
+                                         or (self.max_tried and self.tried + i >= self.max_tried)):
                 self.tried += i
                 raise _Out
             col = tuple(map(fn, repeat(f, n), *(cols[a] for a in args)))
@@ -115,12 +124,13 @@ class _Enumerator:
         """Every value of this cost: one-list operations on values of cost - 1, two-argument ones on pairs."""
         for t in self.by_cost.values():
             t.append([])
-        for op, (kind, arg_types, _) in dc.SIGNATURES.items():
+        for op, lams in self.ops:
+            arg_types = dc.SIGNATURES[op][1]
             if len(arg_types) == 1:
                 arg_tuples = [(a,) for a in self.by_cost["L"][cost - 1]]
             else:
                 arg_tuples = list(self._pairs(arg_types[0], arg_types[1], cost))
-            for lam in (dc.LAMBDAS_OF_KIND[kind] if kind else (None,)):
+            for lam in lams:
                 self._apply(op, lam, arg_tuples, cost)
 
     def program(self, node_id: int) -> dc.Program:
@@ -133,11 +143,13 @@ class _Enumerator:
 
 
 def search(inputs: Sequence[Sequence[dc.Value]], outputs: Sequence[dc.Value], time_limit: float = 1.0,
-           max_length: int = dc.MAX_STATEMENTS) -> SearchResult:
+           max_length: int = dc.MAX_STATEMENTS, functions: Sequence[str] | None = None,
+           max_tried: int = 0) -> SearchResult:
     """Bottom-up search for a program of at most `max_length` statements that maps every example's inputs to
-    its output, within `time_limit` seconds (wall clock)."""
+    its output, within `time_limit` seconds (wall clock) and, if `max_tried` > 0, that many candidate statements.
+    `functions` limits the operations and lambdas it may use (operations tried in the order given)."""
     start = time.perf_counter()
-    e = _Enumerator(inputs, outputs, time_limit)
+    e = _Enumerator(inputs, outputs, time_limit, functions, max_tried)
     timed_out = False
     if e.target == e.columns[-1]:  # the last input already is the output: the empty program returns it
         return SearchResult(dc.Program(e.num_inputs, ()), True, 0, time.perf_counter() - start, len(e.columns))
@@ -149,6 +161,43 @@ def search(inputs: Sequence[Sequence[dc.Value]], outputs: Sequence[dc.Value], ti
     program = e.program(e.found) if e.found is not None else None
     solved = program is not None and dc.solves(program, inputs, outputs)
     return SearchResult(program, solved, e.tried, time.perf_counter() - start, len(e.columns), timed_out)
+
+
+FUNCTIONS = dc.OPERATIONS + dc.LAMBDAS  # the 34 attributes a prior ranks (DeepCoder's: 15 operations, 19 lambdas)
+ROUNDS = ((8, 1 / 8), (14, 1 / 8), (22, 1 / 4))  # (top functions, share of the budget); a last round uses all
+
+
+def guided_search(inputs: Sequence[Sequence[dc.Value]], outputs: Sequence[dc.Value], prior: dict[str, float],
+                  time_limit: float = 1.0, max_tried: int = 0, rounds=ROUNDS,
+                  max_length: int = dc.MAX_STATEMENTS) -> SearchResult:
+    """Search ordered by a prior over the DSL's functions (DeepCoder's "sort and add"): first with the few the
+    prior ranks highest, then more, last with all of them. Each round but the last may spend its share of the
+    budget (time and `max_tried`) and ends early when its smaller space is exhausted; the last gets what is
+    left. A function tied with the last one taken is taken too, so a uniform prior runs one round: plain search.
+    Only a program that reproduces every example is returned (the search checks it by running it)."""
+    if set(prior) - set(FUNCTIONS):
+        raise ValueError(f"prior names unknown functions: {sorted(set(prior) - set(FUNCTIONS))[:4]}")
+    start = time.perf_counter()
+    ranked = sorted(FUNCTIONS, key=lambda f: -prior.get(f, 0.0))  # stable: ties keep the DSL's order
+    tried, taken = 0, 0
+    plan = [(size, share) for size, share in rounds if size < len(FUNCTIONS)] + [(len(FUNCTIONS), 1.0)]
+    result = None
+    for size, share in plan:
+        cut = prior.get(ranked[size - 1], 0.0)
+        active = [f for f in ranked if prior.get(f, 0.0) >= cut]
+        if len(active) <= taken:
+            continue
+        taken = len(active)
+        last = len(active) == len(FUNCTIONS)
+        left = time_limit - (time.perf_counter() - start)
+        nodes = 0 if not max_tried else max(1, max_tried - tried) if last else max(1, int(max_tried * share))
+        result = search(inputs, outputs, left if last else min(left, time_limit * share), max_length,
+                        active, nodes)
+        tried += result.tried
+        if result.solved or last or left <= 0:
+            break
+    result.tried, result.seconds = tried, time.perf_counter() - start
+    return result
 
 
 def search_task(task: dc.DeepCoderTask, time_limit: float = 1.0) -> SearchResult:
