@@ -282,6 +282,9 @@ def solve(
                                          "(the first answer that passes the task's check; the default where the "
                                          "task checks answers) or 'vote' (the answer most of them give)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the --perturb transforms."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="DeepCoder with a function-prior model "
+                                               "(task deepcoder-prior): seconds per task for the prior and the "
+                                               "search it orders (default 1)."),
     versions: int = typer.Option(8, "--versions", help="ARC: versions of a new task to fit and vote over."),
     adapt_steps: Optional[int] = typer.Option(None, "--adapt-steps", help="ARC: steps fitting a new task's "
                                               "embeddings (default: the run's train.adapt_steps)."),
@@ -309,6 +312,15 @@ def solve(
         _solve_arc(checkpoint, file, versions, device, as_json, adapt_steps, adapt_batch_size)
         return
     solver = Solver.load_many([checkpoint, *(ensemble or [])], device=device)
+    if solver.task.name == "deepcoder-prior":
+        if file is None or ensemble or perturb is not None or budget is not None or steps is not None or select:
+            raise RecursiaError("a function-prior model orders search over a task file: recursia solve MODEL "
+                                "--file TASKS.jsonl [--time-limit S] [--json OUT.json]")
+        _solve_guided(solver, file, puzzles or [], as_json, 1.0 if time_limit is None else time_limit)
+        return
+    if time_limit is not None:
+        raise RecursiaError("--time-limit is for a DeepCoder function-prior model (`recursia solve deepcoder "
+                            "--file TASKS.jsonl --time-limit S`); Sudoku and Maze take --budget")
     if solver.task.name == "deepcoder" and (perturb is not None or steps is not None or ensemble or select
                                             or budget is not None):
         raise RecursiaError("--perturb, --budget, --steps, --model and --select apply to Sudoku and Maze; a "
@@ -412,6 +424,27 @@ def _solve_deepcoder(solver, file: Path, rest: list[str], as_json: bool, halt: O
                             "[--json OUT.json]; no other arguments")
     rule = HaltRule.parse(halt) if halt is not None else VERIFIED
     result = solve_file(solver, file, rule, candidates)
+    for line in summary_lines(result):
+        typer.echo(line)
+    if as_json:
+        out = Path(rest[0]) if rest else file.with_suffix(".solved.json")
+        write_json(result, out)
+        typer.echo(f"wrote {out}")
+
+
+def _solve_guided(solver, file: Path, rest: list[str], as_json: bool, time_limit: float) -> None:
+    """Model-guided synthesis on a DeepCoder task file: the prior orders the search, every program is checked."""
+    from .evaluate import write_json
+    from .tasks import deepcoder
+    from .tasks.deepcoder_prior import solve_tasks
+    from .tasks.deepcoder_search import summary_lines
+
+    if time_limit <= 0:
+        raise RecursiaError(f"--time-limit {time_limit:g}: give the seconds per task, above 0")
+    if len(rest) > (1 if as_json else 0) or (rest and not rest[0].endswith(".json")):
+        raise RecursiaError("a DeepCoder task file is solved as: recursia solve MODEL --file TASKS.jsonl "
+                            "[--time-limit S] [--json OUT.json]; no other arguments")
+    result = solve_tasks(solver.model, deepcoder.read_tasks(file), time_limit, path=file, progress=not as_json)
     for line in summary_lines(result):
         typer.echo(line)
     if as_json:

@@ -151,7 +151,7 @@ _CHOICES = {
     "model.puzzle_emb_dtype": ("float32", "bfloat16"),
     "train.loss": ("stablemax", "softmax"),
     "train.lr_schedule": ("constant", "cosine"),
-    "data.generate.task": ("sudoku", "maze", "deepcoder"),
+    "data.generate.task": ("sudoku", "maze", "deepcoder", "deepcoder-prior"),
     "data.generate.method": ("singles", "search"),
 }
 

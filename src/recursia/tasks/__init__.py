@@ -93,7 +93,22 @@ def _deepcoder() -> Task:
                 verify=deepcoder.verify_batch, answer_cells=slice(deepcoder.PROGRAM_START, deepcoder.SEQ_LEN))
 
 
-TASKS = {"sudoku": _sudoku, "maze": _maze, "deepcoder": _deepcoder}
+def _deepcoder_prior() -> Task:
+    """Which DSL functions a program for the examples uses (`deepcoder_prior`): a prior that orders search."""
+    from . import deepcoder, deepcoder_prior as dp
+
+    def parse(text: str) -> np.ndarray:
+        return dp.encode([deepcoder.parse_task(text)])[0][0]
+
+    def read_file(path: Path) -> list[np.ndarray]:
+        return list(dp.encode(deepcoder.read_tasks(path))[0])
+
+    return Task("deepcoder-prior", dp.SEQ_LEN, dp.VOCAB_SIZE, parse, read_file, lambda row: [],
+                lambda q: np.asarray(q, dtype=np.uint8), lambda t: np.asarray(t, dtype=np.uint8),
+                dp.check_answer, dp.format_row, as_question=dp.as_question, answer_cells=dp.CELLS)
+
+
+TASKS = {"sudoku": _sudoku, "maze": _maze, "deepcoder": _deepcoder, "deepcoder-prior": _deepcoder_prior}
 
 
 def get_task(name: str) -> Task:
@@ -121,4 +136,10 @@ def generate_dataset(gen: Any, out: str | Path) -> dict[str, Any]:
 
         return generate_deepcoder_dataset(out, train_count=gen.train_count, test_count=gen.test_count,
                                           seed=gen.seed, min_length=gen.min_length, max_length=gen.max_length)
-    raise DataError(f"cannot generate task {gen.task!r}; generators exist for: sudoku, maze, deepcoder")
+    if gen.task == "deepcoder-prior":
+        from .deepcoder_prior import generate_prior_dataset
+
+        return generate_prior_dataset(out, train_count=gen.train_count, test_count=gen.test_count, seed=gen.seed,
+                                      min_length=gen.min_length, max_length=gen.max_length)
+    raise DataError(f"cannot generate task {gen.task!r}; generators exist for: sudoku, maze, deepcoder, "
+                    "deepcoder-prior")

@@ -218,11 +218,19 @@ def evaluate_file(path: str | Path, time_limit: float = 1.0, limit: int = 0,
 
         iterator = progress_bar(tasks, desc=f"search {Path(path).name}", unit="task")
     for t in iterator:
-        r = search_task(t, time_limit)
-        records.append({"index": t.index, "length": len(t.program) if t.program else None, "solved": r.solved,
-                        "program": dc.format_program(r.program) if r.program else None,
-                        "found_length": len(r.program) if r.program else None, "tried": r.tried,
-                        "seconds": round(r.seconds, 4)})
+        records.append(record(t, search_task(t, time_limit)))
+    return summarise(records, path, time_limit)
+
+
+def record(task: dc.DeepCoderTask, r: SearchResult) -> dict[str, Any]:
+    """One task's line in a result: solved, the program found, candidates tried, seconds."""
+    return {"index": task.index, "length": len(task.program) if task.program else None, "solved": r.solved,
+            "program": dc.format_program(r.program) if r.program else None,
+            "found_length": len(r.program) if r.program else None, "tried": r.tried, "seconds": round(r.seconds, 4)}
+
+
+def summarise(records: list[dict[str, Any]], path: str | Path, time_limit: float) -> dict[str, Any]:
+    """The solve rate overall and by the reference program's length, mean seconds and candidates per task."""
     by_length: dict[str, dict[str, float]] = {}
     for n in sorted({r["length"] for r in records if r["length"] is not None}):
         group = [r for r in records if r["length"] == n]
