@@ -6,7 +6,7 @@
 
 Each MODEL is a function-prior checkpoint (task `deepcoder-prior`, e.g. the recursive one and its one-pass
 ablation). At each time limit T, every task gets T seconds: plain enumeration (`deepcoder_search.search`) for T,
-and for each model its prior (counted in the T) then `guided_search` for the rest. Solve rates overall and by
+and for each model its prior (counted in the T) then `weighted_search` for the rest. Solve rates overall and by
 the reference program's length; the load average is printed before and after.
 """
 

@@ -23,12 +23,25 @@ def used(task: D.DeepCoderTask) -> set[str]:
     return {s.op for s in task.program.statements} | {s.lam for s in task.program.statements if s.lam}
 
 
-def test_a_uniform_prior_is_plain_enumeration(tasks):
+@pytest.mark.parametrize("method", [S.guided_search, S.weighted_search])
+def test_a_uniform_prior_is_plain_enumeration(tasks, method):
     uniform = {f: 0.3 for f in S.FUNCTIONS}
     for t in tasks[:25]:
         plain = S.search(t.inputs, t.outputs, 60, max_tried=20000)
-        guided = S.guided_search(t.inputs, t.outputs, uniform, 60, max_tried=20000)
+        guided = method(t.inputs, t.outputs, uniform, 60, max_tried=20000)
         assert (guided.solved, guided.program, guided.tried) == (plain.solved, plain.program, plain.tried)
+
+
+def test_weighted_search_builds_likely_functions_first_and_stays_within_five_statements(tasks):
+    costs = S.prior_costs({**{f: 0.01 for f in S.FUNCTIONS}, "Map": 0.9, "(*2)": 0.9, "Sort": 0.5})
+    assert costs["Map"] == costs["(*2)"] == costs["Sort"] == 0 and costs["Head"] == 3 and costs["(+1)"] == 3
+    assert costs["(>0)"] == 0  # lambdas are ranked within their kind, and the predicates all tie at its top
+    rng = random.Random(3)
+    for t in tasks:
+        prior = {f: rng.random() ** 3 for f in S.FUNCTIONS}
+        r = S.weighted_search(t.inputs, t.outputs, prior, 60, max_tried=8000)
+        if r.program is not None:
+            assert r.solved and D.solves(r.program, t.inputs, t.outputs) and len(r.program) <= 5
 
 
 def test_guided_search_returns_only_programs_that_reproduce_every_example(tasks):

@@ -1,6 +1,6 @@
 """DeepCoder's function prior: which of the DSL's 34 functions (15 operations, 19 lambdas) a program for these
 examples uses, predicted from the examples alone, so that search tries those first
-(`deepcoder_search.guided_search`). DeepCoder (Balog et al., ICLR 2017) predicts the same 34 attributes.
+(`deepcoder_search.weighted_search`). DeepCoder (Balog et al., ICLR 2017) predicts the same 34 attributes.
 
 The network proposes and search disposes: a wrong prior only costs time, since every program the search returns
 is checked by running it on the examples.
@@ -131,13 +131,19 @@ def prior(model, tasks: Sequence[dc.DeepCoderTask], steps: int | None = None) ->
     return prior_from_logits(out.logits)
 
 
+# Extra statement cost per factor 2**COST_STEP below the likeliest function (`deepcoder_search.prior_costs`):
+# on 80 generated tasks (seed 12345, never a test file) at 20,000 candidates, steps 1 / 2 / 3 solved
+# 68.8 / 73.8 / 76.2% with an early prior model, plain search 72.5%, sort-and-add rounds 71.3%.
+COST_STEP = 3.0
+
+
 def solve_tasks(model, tasks: Sequence[dc.DeepCoderTask], time_limit: float = 1.0, steps: int | None = None,
                 path: str | Path = "tasks", progress: bool = False) -> dict[str, Any]:
-    """Model-guided synthesis, one task at a time: the network's prior, then `guided_search` in the rest of
+    """Model-guided synthesis, one task at a time: the network's prior, then `weighted_search` in the rest of
     `time_limit` seconds (the prior's time counts against the task's budget). Records as `evaluate_file`."""
     import time
 
-    from .deepcoder_search import guided_search, record, summarise
+    from .deepcoder_search import record, summarise, weighted_search
 
     records = []
     iterator = tasks
@@ -149,7 +155,7 @@ def solve_tasks(model, tasks: Sequence[dc.DeepCoderTask], time_limit: float = 1.
         start = time.perf_counter()
         p = prior(model, [t], steps)[0]
         left = time_limit - (time.perf_counter() - start)
-        r = guided_search(t.inputs, t.outputs, dict(zip(FUNCTIONS, p.tolist())), max(left, 0.0))
+        r = weighted_search(t.inputs, t.outputs, dict(zip(FUNCTIONS, p.tolist())), max(left, 0.0), step=COST_STEP)
         r.seconds = time.perf_counter() - start
         records.append(record(t, r))
     return summarise(records, path, time_limit)

@@ -15,6 +15,7 @@ bigger one plus 1, so such "diamonds" are found at their true length.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from itertools import repeat
@@ -53,7 +54,8 @@ class _Out(Exception):
 
 class _Enumerator:
     def __init__(self, inputs: Sequence[Sequence[dc.Value]], outputs: Sequence[dc.Value], time_limit: float,
-                 functions: Sequence[str] | None = None, max_tried: int = 0):
+                 functions: Sequence[str] | None = None, max_tried: int = 0,
+                 extra: dict[str, int] | None = None, max_length: int = dc.MAX_STATEMENTS):
         self.num_inputs = len(inputs[0])
         self.target = tuple(outputs)
         self.deadline = time.perf_counter() + time_limit
@@ -61,9 +63,20 @@ class _Enumerator:
         # The operations and lambdas this search may use, operations in the order given (all by default).
         allowed = set(dc.OPERATIONS + dc.LAMBDAS) if functions is None else set(functions)
         order = [f for f in (functions or dc.OPERATIONS) if f in dc.SIGNATURES]
-        self.ops = [(op, lams) for op in order
-                    for lams in [tuple(lam for lam in dc.LAMBDAS_OF_KIND[dc.SIGNATURES[op][0]] if lam in allowed)
-                                 if dc.SIGNATURES[op][0] else (None,)] if lams]
+        # A statement costs 1 plus the extra cost of its operation and lambda (0 unless a prior says otherwise):
+        # values are grown by total cost, so with no extra costs the cost of a value is its statement count.
+        extra = extra or {}
+        self.ops: list[tuple[str, dict[int, list[str | None]]]] = []
+        for op in order:
+            lams = (tuple(lam for lam in dc.LAMBDAS_OF_KIND[dc.SIGNATURES[op][0]] if lam in allowed)
+                    if dc.SIGNATURES[op][0] else (None,))
+            by_weight: dict[int, list[str | None]] = {}
+            for lam in lams:
+                by_weight.setdefault(1 + extra.get(op, 0) + extra.get(lam, 0) if lam else 1 + extra.get(op, 0),
+                                     []).append(lam)
+            if by_weight:
+                self.ops.append((op, by_weight))
+        self.max_length = max_length
         self.columns: list[tuple] = [tuple(ex[i] for ex in inputs) for i in range(self.num_inputs)]
         self.nodes: list[_Node | None] = [None] * self.num_inputs  # inputs have no statement
         self.seen = {c: i for i, c in enumerate(self.columns)}
@@ -91,6 +104,8 @@ class _Enumerator:
 
     def _keep(self, op: str, lam: str | None, args: tuple[int, ...], cost: int, col: tuple) -> None:
         closure = frozenset().union(*(self.nodes[a].closure for a in args if self.nodes[a] is not None))
+        if len(closure) >= self.max_length:
+            return  # more than max_length statements: only possible when statements cost more than 1
         node_id = len(self.columns)
         self.columns.append(col)
         self.nodes.append(_Node(op, lam, args, closure | {node_id}))
@@ -101,10 +116,9 @@ class _Enumerator:
             self.found = node_id
             raise _Out
 
-    def _pairs(self, first: str, second: str, cost: int):
-        """(a, b) of these types whose programs together need cost - 1 statements: costs that add up, or
-        (diamonds) a value of cost - 1 with one of the statement results it was built from, itself included."""
-        inner = cost - 1
+    def _pairs(self, first: str, second: str, inner: int):
+        """(a, b) of these types whose programs together cost `inner`: costs that add up, or (diamonds) a value
+        of that cost with one of the statement results it was built from, itself included."""
         for ca in range(inner + 1):
             for a in self.by_cost[first][ca]:
                 for b in self.by_cost[second][inner - ca]:
@@ -124,14 +138,18 @@ class _Enumerator:
         """Every value of this cost: one-list operations on values of cost - 1, two-argument ones on pairs."""
         for t in self.by_cost.values():
             t.append([])
-        for op, lams in self.ops:
+        for op, by_weight in self.ops:
             arg_types = dc.SIGNATURES[op][1]
-            if len(arg_types) == 1:
-                arg_tuples = [(a,) for a in self.by_cost["L"][cost - 1]]
-            else:
-                arg_tuples = list(self._pairs(arg_types[0], arg_types[1], cost))
-            for lam in lams:
-                self._apply(op, lam, arg_tuples, cost)
+            for weight, lams in by_weight.items():
+                inner = cost - weight
+                if inner < 0:
+                    continue
+                if len(arg_types) == 1:
+                    arg_tuples = [(a,) for a in self.by_cost["L"][inner]]
+                else:
+                    arg_tuples = list(self._pairs(arg_types[0], arg_types[1], inner))
+                for lam in lams:
+                    self._apply(op, lam, arg_tuples, cost)
 
     def program(self, node_id: int) -> dc.Program:
         order = sorted(self.nodes[node_id].closure)  # ids grow with creation, so arguments come first
@@ -144,23 +162,48 @@ class _Enumerator:
 
 def search(inputs: Sequence[Sequence[dc.Value]], outputs: Sequence[dc.Value], time_limit: float = 1.0,
            max_length: int = dc.MAX_STATEMENTS, functions: Sequence[str] | None = None,
-           max_tried: int = 0) -> SearchResult:
+           max_tried: int = 0, extra: dict[str, int] | None = None) -> SearchResult:
     """Bottom-up search for a program of at most `max_length` statements that maps every example's inputs to
     its output, within `time_limit` seconds (wall clock) and, if `max_tried` > 0, that many candidate statements.
-    `functions` limits the operations and lambdas it may use (operations tried in the order given)."""
+    `functions` limits the operations and lambdas it may use (operations tried in the order given); `extra`
+    makes a statement with that operation or lambda cost 1 + its extra cost, so values are grown cheapest first
+    by that cost (a prior's unlikely functions come later) instead of by statement count."""
     start = time.perf_counter()
-    e = _Enumerator(inputs, outputs, time_limit, functions, max_tried)
+    e = _Enumerator(inputs, outputs, time_limit, functions, max_tried, extra, max_length)
     timed_out = False
     if e.target == e.columns[-1]:  # the last input already is the output: the empty program returns it
         return SearchResult(dc.Program(e.num_inputs, ()), True, 0, time.perf_counter() - start, len(e.columns))
+    heaviest = max((w for _, by_weight in e.ops for w in by_weight), default=1)
     try:
-        for cost in range(1, max_length + 1):
+        for cost in range(1, max_length * heaviest + 1):
             e.level(cost)
     except _Out:
         timed_out = e.found is None
     program = e.program(e.found) if e.found is not None else None
     solved = program is not None and dc.solves(program, inputs, outputs)
     return SearchResult(program, solved, e.tried, time.perf_counter() - start, len(e.columns), timed_out)
+
+
+def prior_costs(prior: dict[str, float], step: float = 2.0, most: int = 3) -> dict[str, int]:
+    """Extra statement costs from a prior: 0 for the likeliest function of each group (operations, lambdas of
+    each kind) and for any within 2**step of it, then +1 per factor 2**step less likely, at most `most`."""
+    costs = {}
+    for group in (dc.OPERATIONS, *dc.LAMBDAS_OF_KIND.values()):
+        top = max(prior.get(f, 0.0) for f in group)
+        for f in group:
+            p = prior.get(f, 0.0)
+            costs[f] = most if p <= 0 else min(most, int(max(0.0, math.log2(top / p)) // step)) if top > 0 else 0
+    return costs
+
+
+def weighted_search(inputs: Sequence[Sequence[dc.Value]], outputs: Sequence[dc.Value], prior: dict[str, float],
+                    time_limit: float = 1.0, max_tried: int = 0, step: float = 2.0,
+                    max_length: int = dc.MAX_STATEMENTS) -> SearchResult:
+    """One bottom-up search with statement costs from the prior (`prior_costs`): what the prior finds likely is
+    built first, the rest stays reachable. A uniform prior gives every statement cost 1: plain search."""
+    if set(prior) - set(FUNCTIONS):
+        raise ValueError(f"prior names unknown functions: {sorted(set(prior) - set(FUNCTIONS))[:4]}")
+    return search(inputs, outputs, time_limit, max_length, max_tried=max_tried, extra=prior_costs(prior, step))
 
 
 FUNCTIONS = dc.OPERATIONS + dc.LAMBDAS  # the 34 attributes a prior ranks (DeepCoder's: 15 operations, 19 lambdas)
