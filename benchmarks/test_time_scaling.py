@@ -208,6 +208,7 @@ def main() -> None:
     ap.add_argument("--timed-copies", default="1,4,8,16")
     ap.add_argument("--timed-budgets", default="", help="with --timed: also `solve --budget B` for these B (s)")
     ap.add_argument("--only-timed", action="store_true", help="skip the rollouts: only the --timed rows")
+    ap.add_argument("--round-copies", type=int, default=0, help="copies per --budget round (0: the model's own)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     if args.replot:
@@ -284,7 +285,7 @@ def report_timed(args, solver: Solver, grids, sources: list[str], out: dict) -> 
                   f"{100 * t['solved']:.1f}% |")
         budgets = [float(b) for b in args.timed_budgets.split(",") if b]
         if budgets:
-            per_round = solver.default_perturb
+            per_round = args.round_copies or solver.default_perturb
             out["timed_budget"] = timed_budget(solver, grids, sources, budgets, per_round, args.timed, args.seed)
             srcs = sorted(set(sources))
             print(f"| budget s ({per_round} copies a round) | puzzles | median s | 95th percentile s | solved | "
