@@ -151,8 +151,9 @@ def test_solve_uses_the_models_own_default_copies_and_checks_them(tmp_path, solv
 
     src = Path(recursia.__file__).parent / "pretrained" / "sudoku"
     meta = json.loads((src / "meta.json").read_text())
-    assert solver.default_perturb == meta["solve"]["perturb"] > 1
+    assert solver.default_perturb == meta["solve"]["perturb"] > 1 and solver.default_budget == meta["solve"]["budget"]
     puzzle = "".join(map(str, sudoku.generate(1, seed=9358, blanks=58, method="search").questions[0]))
+    assert solver.solve(puzzle, perturb=meta["solve"]["perturb"]).valid  # checked in round 1: no budget rounds
     out = subprocess.run([sys.executable, "-m", "recursia", "solve", "sudoku", puzzle, "--json"],
                          capture_output=True, text=True)
     want = solver.solve(puzzle, perturb=meta["solve"]["perturb"]).to_json()
@@ -165,6 +166,9 @@ def test_solve_uses_the_models_own_default_copies_and_checks_them(tmp_path, solv
     shutil.copytree(src, bad)
     (bad / "meta.json").write_text(json.dumps({**meta, "solve": {"perturb": 0}}))
     with pytest.raises(ConfigError, match="solve.perturb is 0"):
+        Solver.load(bad, device="cpu")
+    (bad / "meta.json").write_text(json.dumps({**meta, "solve": {"perturb": 8, "budget": "1s"}}))
+    with pytest.raises(ConfigError, match="solve.budget is '1s'"):
         Solver.load(bad, device="cpu")
 
 
@@ -204,7 +208,8 @@ def test_solve_budget_on_the_command_line():
                           "--perturb", "2"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "copy" in out.stdout and "compute:" in out.stdout
-    for bad, why in ((["--budget", "-1"], "--budget -1"), (["--budget", "1", "--select", "vote"], "--budget 0")):
+    for bad, why in ((["--budget", "-1"], "--budget -1"), (["--budget", "1", "--select", "vote"], "--budget 0"),
+                     (["--select", "best"], "'verified'")):
         err = subprocess.run([sys.executable, "-m", "recursia", "solve", "sudoku", puzzle, *bad],
                              capture_output=True, text=True)
         assert err.returncode != 0 and why in err.stderr and "Traceback" not in err.stderr

@@ -332,9 +332,6 @@ def solve(
         budget = solver.default_budget if perturb is None else 0.0
     if budget < 0:
         raise RecursiaError(f"--budget {budget:g}: give seconds per puzzle (0: no rounds beyond --perturb)")
-    if budget and select == "vote":
-        raise RecursiaError("--budget adds copies until an answer checks, which --select vote does not use; "
-                            "pass --budget 0 with --select vote")
     perturb = solver.default_perturb if perturb is None else perturb
     scaling = dict(perturb=perturb, steps=steps, seed=seed)
     grids = [solver.parse(t, where=f"puzzle {i + 1}") for i, t in enumerate(puzzles or [])]
@@ -349,7 +346,7 @@ def solve(
     if watch:
         _watch(solver, grids, rule)
     start = time.perf_counter()
-    results = (solver.solve_within(grids, budget, rule, candidates, **scaling) if budget else
+    results = (solver.solve_within(grids, budget, rule, candidates, select=select, **scaling) if budget else
                solver.solve_batch(grids, rule, candidates, select=select, **scaling))
     seconds = time.perf_counter() - start
     failed = 0

@@ -253,7 +253,7 @@ class Solver:
 
     def solve_within(self, grids: list[np.ndarray | str], budget: float, halt: HaltRule | None = None,
                      candidates: int = 1, *, perturb: int = 1, steps: int | None = None, seed: int = 0,
-                     clock=time.perf_counter) -> list[SolveResult]:
+                     select: str | None = None, clock=time.perf_counter) -> list[SolveResult]:
         """Spend up to `budget` seconds per puzzle (on average over `grids`): rounds of `perturb` fresh copies
         (copies P..2P-1, then 2P..3P-1, ...) for the puzzles still without a checked answer. A round starts only
         while the time spent plus the last round's time, scaled to the puzzles left, fits the budget, so a typical
@@ -264,6 +264,9 @@ class Solver:
         if self.task.verify is None:
             raise ConfigError(f"--budget needs answers that can be checked, and task {self.task.name} cannot check "
                               "one; use --perturb P (and --select vote) instead")
+        if select not in (None, "verified"):
+            raise ConfigError(f"--select {select!r} with --budget: the rounds stop at an answer that checks, so "
+                              "only 'verified' applies (or pass --budget 0)")
         start = clock()
         results = self.solve_batch(grids, halt, candidates, perturb=perturb, steps=steps, seed=seed)
         grids = [g if not isinstance(g, str) else r.question for g, r in zip(grids, results)]
