@@ -412,7 +412,6 @@ def _partial(task: str, r):
 def _solve_deepcoder(solver, file: Path, rest: list[str], as_json: bool, halt: Optional[str],
                      candidates: int) -> None:
     """A DeepCoder task file: a summary on the terminal; `--json OUT.json` writes every task's record."""
-    from .evaluate import write_json
     from .halting import HaltRule
     from .tasks.deepcoder_solve import VERIFIED, solve_file, summary_lines
 
@@ -420,7 +419,13 @@ def _solve_deepcoder(solver, file: Path, rest: list[str], as_json: bool, halt: O
         raise RecursiaError("a DeepCoder task file is solved as: recursia solve MODEL --file TASKS.jsonl "
                             "[--json OUT.json]; no other arguments")
     rule = HaltRule.parse(halt) if halt is not None else VERIFIED
-    result = solve_file(solver, file, rule, candidates)
+    _report_tasks(solve_file(solver, file, rule, candidates), summary_lines, file, rest, as_json)
+
+
+def _report_tasks(result: dict, summary_lines, file: Path, rest: list[str], as_json: bool) -> None:
+    """A task file's summary on the terminal; with --json, every task's record written to OUT.json."""
+    from .evaluate import write_json
+
     for line in summary_lines(result):
         typer.echo(line)
     if as_json:
@@ -431,7 +436,6 @@ def _solve_deepcoder(solver, file: Path, rest: list[str], as_json: bool, halt: O
 
 def _solve_guided(solver, file: Path, rest: list[str], as_json: bool, time_limit: float) -> None:
     """Model-guided synthesis on a DeepCoder task file: the prior orders the search, every program is checked."""
-    from .evaluate import write_json
     from .tasks import deepcoder
     from .tasks.deepcoder_prior import solve_tasks
     from .tasks.deepcoder_search import summary_lines
@@ -442,12 +446,7 @@ def _solve_guided(solver, file: Path, rest: list[str], as_json: bool, time_limit
         raise RecursiaError("a DeepCoder task file is solved as: recursia solve MODEL --file TASKS.jsonl "
                             "[--time-limit S] [--json OUT.json]; no other arguments")
     result = solve_tasks(solver.model, deepcoder.read_tasks(file), time_limit, path=file, progress=not as_json)
-    for line in summary_lines(result):
-        typer.echo(line)
-    if as_json:
-        out = Path(rest[0]) if rest else file.with_suffix(".solved.json")
-        write_json(result, out)
-        typer.echo(f"wrote {out}")
+    _report_tasks(result, summary_lines, file, rest, as_json)
 
 
 def _solve_arc(checkpoint: Path, file: Path, versions: int, device: str, as_json: bool,

@@ -863,8 +863,16 @@ def generate_deepcoder_dataset(out: str | Path, *, train_count: int, test_count:
     """Generated train and test tasks; the test split (seed + 1_000_003) shares no spec with the train split."""
     from ..dataset import write_dataset
 
+    splits, build = generated_splits(train_count, test_count, seed, min_length, max_length, _split)
+    return write_dataset(out, "deepcoder", SEQ_LEN, VOCAB_SIZE, splits, build, overwrite=overwrite)
+
+
+def generated_splits(train_count: int, test_count: int, seed: int, min_length: int, max_length: int,
+                     to_split: Callable[[Sequence[DeepCoderTask]], Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Generated train and test tasks as splits (`to_split` encodes them) and the manifest's build record; the
+    test split (seed + 1_000_003) shares no spec with the train split."""
     train = generate(train_count, seed, min_length=min_length, max_length=max_length)
-    splits = {"train": _split(train)} if train_count else {}
+    splits = {"train": to_split(train)} if train_count else {}
     if test_count:
         seen = {_spec_key(t) for t in train}
         pool = generate(test_count + test_count // 10 + 10, seed + 1_000_003, min_length=min_length,
@@ -872,12 +880,12 @@ def generate_deepcoder_dataset(out: str | Path, *, train_count: int, test_count:
         test = [t for t in pool if _spec_key(t) not in seen][:test_count]
         if len(test) < test_count:
             raise DataError(f"could not generate {test_count} test tasks distinct from the training tasks")
-        splits["test"] = _split(test)
+        splits["test"] = to_split(test)
     if not splits:
         raise DataError("nothing to generate: pass --count and/or --test-count above 0")
     build = {"command": "generate", "train_count": train_count, "test_count": test_count, "seed": seed,
              "min_length": min_length, "max_length": max_length}
-    return write_dataset(out, "deepcoder", SEQ_LEN, VOCAB_SIZE, splits, build, overwrite=overwrite)
+    return splits, build
 
 
 def build_deepcoder_dataset(source: str | Path, out: str | Path, *, overwrite: bool = False) -> dict[str, Any]:

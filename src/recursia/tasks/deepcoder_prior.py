@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from recursia.errors import DataError, PuzzleError
+from recursia.errors import PuzzleError
 
 from . import deepcoder as dc
 
@@ -99,20 +99,7 @@ def generate_prior_dataset(out: str | Path, *, train_count: int, test_count: int
     with the train split. Test files are never read here."""
     from ..dataset import write_dataset
 
-    train = dc.generate(train_count, seed, min_length=min_length, max_length=max_length)
-    splits = {"train": _split(train)} if train_count else {}
-    if test_count:
-        seen = {(t.inputs, t.outputs) for t in train}
-        pool = dc.generate(test_count + test_count // 10 + 10, seed + 1_000_003, min_length=min_length,
-                           max_length=max_length)
-        test = [t for t in pool if (t.inputs, t.outputs) not in seen][:test_count]
-        if len(test) < test_count:
-            raise DataError(f"could not generate {test_count} test tasks distinct from the training tasks")
-        splits["test"] = _split(test)
-    if not splits:
-        raise DataError("nothing to generate: pass --count and/or --test-count above 0")
-    build = {"command": "generate", "train_count": train_count, "test_count": test_count, "seed": seed,
-             "min_length": min_length, "max_length": max_length}
+    splits, build = dc.generated_splits(train_count, test_count, seed, min_length, max_length, _split)
     return write_dataset(out, "deepcoder-prior", SEQ_LEN, VOCAB_SIZE, splits, build, overwrite=overwrite)
 
 
