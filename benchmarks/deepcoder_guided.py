@@ -25,11 +25,6 @@ from recursia.tasks import deepcoder_search as search
 from recursia.tasks.deepcoder_prior import solve_tasks
 
 
-def _row(name: str, result: dict) -> str:
-    lengths = " ".join(f"{100 * g['solve_rate']:5.1f}" for g in result["by_length"].values())
-    return f"{name:<34} {100 * result['solve_rate']:5.1f}   {lengths}   {result['mean_seconds']:.4f}"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="+", help="function-prior checkpoints (run directories or names)")
@@ -62,12 +57,9 @@ def main() -> None:
         runs.append({"time_limit": t_lim, "enumeration": plain, "guided": guided})
     print(f"{name}: {len(tasks)} tasks, 1 thread; load average before {load_before[0]:.2f}, "
           f"after {os.getloadavg()[0]:.2f}")
-    lengths = " ".join(f"{'L' + n:>5}" for n in runs[0]["enumeration"]["by_length"])
-    print(f"{'':<34} {'all %':>5}   {lengths}   s/task")
-    for r in runs:
-        print(_row(f"enumeration, {r['time_limit']:g} s", r["enumeration"]))
-        for m, g in r["guided"].items():
-            print(_row(f"guided by {Path(m).name}, {r['time_limit']:g} s", g))
+    rows = [row for r in runs for row in [(f"enumeration, {r['time_limit']:g} s", r["enumeration"])]
+            + [(f"guided by {Path(m).name}, {r['time_limit']:g} s", g) for m, g in r["guided"].items()]]
+    print("\n".join(search.length_table(rows)))
     if args.json:
         args.json.write_text(json.dumps({"tasks": name, "models": args.models, "load_before": load_before,
                                          "load_after": os.getloadavg(), "when": time.strftime("%Y-%m-%d %H:%M"),

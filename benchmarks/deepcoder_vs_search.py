@@ -29,11 +29,6 @@ from recursia.tasks.deepcoder_solve import solve_file
 DEFAULT_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "exedec" / "deepcoder" / "NONE.jsonl"
 
 
-def _row(name: str, result: dict) -> str:
-    lengths = " ".join(f"{100 * g['solve_rate']:5.1f}" for g in result["by_length"].values())
-    return f"{name:<28} {100 * result['solve_rate']:5.1f}   {lengths}   {result['mean_seconds']:.4f}"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", help="bundled model name, run directory or checkpoint")
@@ -56,12 +51,10 @@ def main() -> None:
             runs.append({"candidates": b, "model": model, "search": base})
     print(f"{args.file.name}: {runs[0]['model']['tasks']} tasks, model {args.model}, halt {rule}, "
           f"{args.threads} thread(s); load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}")
-    lengths = " ".join(f"{'L' + n:>5}" for n in runs[0]["model"]["by_length"])
-    print(f"{'':<28} {'all %':>5}   {lengths}   s/task")
-    for r in runs:
-        m = r["model"]
-        print(_row(f"model B={r['candidates']} ({m['mean_steps']:.2f} steps)", m))
-        print(_row(f"search at {r['search']['time_limit']:.4f} s/task", r["search"]))
+    rows = [row for r in runs for row in ((f"model B={r['candidates']} ({r['model']['mean_steps']:.2f} steps)",
+                                           r["model"]),
+                                          (f"search at {r['search']['time_limit']:.4f} s/task", r["search"]))]
+    print("\n".join(search.length_table(rows)))
     if args.json:
         args.json.write_text(json.dumps({"file": str(args.file), "model": args.model, "halt": str(rule),
                                          "threads": args.threads, "load_before": load_before,

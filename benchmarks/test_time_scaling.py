@@ -16,7 +16,8 @@ solves some puzzles with `solve_batch` itself and asserts the same answers and a
 Axes: copies P = 1, 2, 4, ... up to --copies at --steps steps; depth K up to --deep steps with the puzzle alone;
 --wide P:K, P copies for K steps (both at once). --timed N: wall time of one `solve` call per puzzle on one
 thread (median, 95th percentile) for N puzzles spread through the file; --timed-budgets B,...: the same for
-`solve --budget B` (rounds of the model's default copies while the time fits); --only-timed: those rows alone. Prints markdown tables and writes --json;
+`solve --budget B` (rounds of the model's default copies, or --round-copies, while the time fits); --only-timed:
+those rows alone. Prints markdown tables and writes --json;
 --plot OUT.png draws exact accuracy against network applications per puzzle, one line per axis and selection
 (`--replot RESULT.json --plot OUT.png` draws it from a saved result without solving anything).
 """

@@ -415,11 +415,16 @@ def _solve_deepcoder(solver, file: Path, rest: list[str], as_json: bool, halt: O
     from .halting import HaltRule
     from .tasks.deepcoder_solve import VERIFIED, solve_file, summary_lines
 
-    if len(rest) > (1 if as_json else 0) or (rest and not rest[0].endswith(".json")):
-        raise RecursiaError("a DeepCoder task file is solved as: recursia solve MODEL --file TASKS.jsonl "
-                            "[--json OUT.json]; no other arguments")
+    _check_task_file_args(rest, as_json, "[--json OUT.json]")
     rule = HaltRule.parse(halt) if halt is not None else VERIFIED
     _report_tasks(solve_file(solver, file, rule, candidates), summary_lines, file, rest, as_json)
+
+
+def _check_task_file_args(rest: list[str], as_json: bool, options: str) -> None:
+    """A task file takes no puzzle arguments, only `--json OUT.json` (the file's name lands among them)."""
+    if len(rest) > (1 if as_json else 0) or (rest and not rest[0].endswith(".json")):
+        raise RecursiaError(f"a DeepCoder task file is solved as: recursia solve MODEL --file TASKS.jsonl {options}; "
+                            "no other arguments")
 
 
 def _report_tasks(result: dict, summary_lines, file: Path, rest: list[str], as_json: bool) -> None:
@@ -442,9 +447,7 @@ def _solve_guided(solver, file: Path, rest: list[str], as_json: bool, time_limit
 
     if time_limit <= 0:
         raise RecursiaError(f"--time-limit {time_limit:g}: give the seconds per task, above 0")
-    if len(rest) > (1 if as_json else 0) or (rest and not rest[0].endswith(".json")):
-        raise RecursiaError("a DeepCoder task file is solved as: recursia solve MODEL --file TASKS.jsonl "
-                            "[--time-limit S] [--json OUT.json]; no other arguments")
+    _check_task_file_args(rest, as_json, "[--time-limit S] [--json OUT.json]")
     result = solve_tasks(solver.model, deepcoder.read_tasks(file), time_limit, path=file, progress=not as_json)
     _report_tasks(result, summary_lines, file, rest, as_json)
 

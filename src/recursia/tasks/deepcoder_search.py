@@ -285,6 +285,18 @@ def summarise(records: list[dict[str, Any]], path: str | Path, time_limit: float
             "mean_tried": sum(r["tried"] for r in records) / n, "records": records}
 
 
+def length_table(rows: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Named results (`summarise`'s, or `deepcoder_solve`'s) as a plain-text table: solve rate overall and by
+    program length, and seconds per task; one header from the first result's lengths."""
+    width = max(len(name) for name, _ in rows)
+    lengths = " ".join(f"{'L' + n:>5}" for n in rows[0][1]["by_length"])
+    lines = [f"{'':<{width}} {'all %':>5}   {lengths}   s/task"]
+    for name, r in rows:
+        by_length = " ".join(f"{100 * g['solve_rate']:5.1f}" for g in r["by_length"].values())
+        lines.append(f"{name:<{width}} {100 * r['solve_rate']:5.1f}   {by_length}   {r['mean_seconds']:.4f}")
+    return lines
+
+
 def summary_lines(result: dict[str, Any]) -> list[str]:
     lines = [f"{result['file']}: {result['tasks']} tasks, {result['time_limit']:g} s per task: solve rate "
              f"{100 * result['solve_rate']:.1f} %, mean {result['mean_seconds']:.3f} s and "
