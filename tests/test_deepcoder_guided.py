@@ -126,3 +126,28 @@ def test_solve_with_a_prior_model_returns_checked_programs(tmp_path, tasks):
         err = subprocess.run([sys.executable, "-m", "recursia", "solve", str(run), "--file", str(file), *bad],
                              capture_output=True, text=True)
         assert err.returncode != 0 and why in err.stderr and "Traceback" not in err.stderr
+
+
+def test_a_tiny_prior_trained_here_makes_search_solve_more_at_equal_nodes(tmp_path):
+    """A function-prior network trained for 150 steps on 2000 generated tasks (about 40 s on one core) orders
+    `weighted_search` well enough to solve more of 60 fresh tasks of 2-4 statements than plain search within the
+    same 2000 candidate statements. Measured 2026-12-08: plain 19, guided 29 (at 20,000 candidates both 46)."""
+    import recursia
+    from recursia.config import build_config
+    from recursia.tasks import deepcoder_prior as P
+    from recursia.train import train
+
+    run = tmp_path / "prior"
+    train(build_config("deepcoder-prior", ["data.generate.train_count=2000", "data.generate.test_count=0",
+                                           "train.steps=150", "train.eval_every=0", "train.log_every=50",
+                                           "model.hidden_size=64", "model.num_heads=2"]), run, progress=False)
+    model = recursia.load(str(run), device="cpu").model.eval()
+    fresh = D.generate(60, seed=777, min_length=2, max_length=4)
+    plain = guided = 0
+    for t, p in zip(fresh, P.prior(model, fresh)):
+        plain += S.search(t.inputs, t.outputs, 60, max_tried=2000).solved
+        r = S.weighted_search(t.inputs, t.outputs, dict(zip(P.FUNCTIONS, p.tolist())), 60, max_tried=2000,
+                              step=P.COST_STEP)
+        assert r.tried <= 2000 + S._CHECK_EVERY and (not r.solved or D.solves(r.program, t.inputs, t.outputs))
+        guided += r.solved
+    assert guided >= plain + 5, (plain, guided)

@@ -562,6 +562,9 @@ def data_generate(
                                  "2: easy mazes, median path 22)."),
     walls: str = typer.Option("249-405", "--walls", help="Maze: wall count range LOW-HIGH, drawn uniformly."),
     max_length: int = typer.Option(5, "--max-length", help="DeepCoder: longest program (statements, 1-5)."),
+    split: Optional[str] = typer.Option(None, "--split", help="DeepCoder: draw an ExeDec split's training "
+                                        "distribution (NONE, LENGTH_GENERALIZATION, COMPOSE_DIFFERENT_CONCEPTS, "
+                                        "SWITCH_CONCEPT_ORDER, COMPOSE_NEW_OP, ADD_OP_FUNCTIONALITY)."),
     seed: int = typer.Option(0, "--seed"),
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
@@ -571,6 +574,8 @@ def data_generate(
         _fail("--count, --test-count and --augment must be at least 0")
     if count + test_count == 0:
         _fail("--count and --test-count are both 0, which would write an empty dataset; ask for some puzzles")
+    if split is not None and task != "deepcoder":
+        _fail(f"--split is for deepcoder (an ExeDec split's training distribution), not {task}")
     if task == "sudoku":
         from .tasks.sudoku_data import generate_sudoku_dataset
 
@@ -586,7 +591,7 @@ def data_generate(
         from .tasks.deepcoder import generate_deepcoder_dataset
 
         m = generate_deepcoder_dataset(out, train_count=count, test_count=test_count, seed=seed,
-                                       max_length=max_length, overwrite=overwrite)
+                                       max_length=max_length, split=split, overwrite=overwrite)
     else:
         _fail(f"unknown task {task!r}; `data generate` knows: sudoku, maze, deepcoder")
         return

@@ -71,6 +71,7 @@ class GenerateConfig:
     walls_max: int = 405
     min_length: int = 1  # deepcoder: program lengths drawn, min_length..max_length statements
     max_length: int = 5
+    split: str = ""  # deepcoder: an ExeDec split's training distribution (NONE, LENGTH_GENERALIZATION, ...)
 
 
 @dataclass
@@ -153,6 +154,8 @@ _CHOICES = {
     "train.lr_schedule": ("constant", "cosine"),
     "data.generate.task": ("sudoku", "maze", "deepcoder", "deepcoder-prior"),
     "data.generate.method": ("singles", "search"),
+    "data.generate.split": ("", "NONE", "LENGTH_GENERALIZATION", "COMPOSE_DIFFERENT_CONCEPTS", "SWITCH_CONCEPT_ORDER",
+                            "COMPOSE_NEW_OP", "ADD_OP_FUNCTIONALITY"),
 }
 
 

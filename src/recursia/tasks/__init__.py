@@ -135,11 +135,13 @@ def generate_dataset(gen: Any, out: str | Path) -> dict[str, Any]:
         from .deepcoder import generate_deepcoder_dataset
 
         return generate_deepcoder_dataset(out, train_count=gen.train_count, test_count=gen.test_count,
-                                          seed=gen.seed, min_length=gen.min_length, max_length=gen.max_length)
+                                          seed=gen.seed, min_length=gen.min_length, max_length=gen.max_length,
+                                          split=gen.split or None)
     if gen.task == "deepcoder-prior":
         from .deepcoder_prior import generate_prior_dataset
 
         return generate_prior_dataset(out, train_count=gen.train_count, test_count=gen.test_count, seed=gen.seed,
-                                      min_length=gen.min_length, max_length=gen.max_length)
+                                      min_length=gen.min_length, max_length=gen.max_length,
+                                      split=gen.split or None)
     raise DataError(f"cannot generate task {gen.task!r}; generators exist for: sudoku, maze, deepcoder, "
                     "deepcoder-prior")

@@ -58,7 +58,7 @@ __all__ = [
     "parse_value", "format_value", "parse_state", "format_state", "parse_program", "format_program",
     "apply_op", "run_program", "solves", "program_problems",
     "parse_task", "task_to_json", "read_tasks", "write_tasks",
-    "random_inputs", "generate",
+    "random_inputs", "generate", "Distribution", "SPLITS", "FO_MAP", "HO_MAP",
     "encode", "encode_task", "decode_spec", "as_question", "decode_program", "verify", "verify_batch", "check_answer",
     "format_row", "generate_deepcoder_dataset", "build_deepcoder_dataset",
 ]
@@ -483,13 +483,52 @@ def _next_state(types: list[str], unused: frozenset[int], op: str, args: tuple) 
     return n_int, len(types) + 1 - n_int, tuple(sorted(left))
 
 
+# ExeDec's two op pools (reference section 4.4); the compositional splits combine them.
+FO_MAP = ("Head", "Last", "Take", "Drop", "Access", "Minimum", "Maximum", "Reverse", "Sort", "Sum", "Map")
+HO_MAP = ("Filter", "Count", "ZipWith", "Scanl1")
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Which programs a generator draws: their lengths, the ops allowed in the first floor(L/2) statements and in
+    the rest (SWITCH_CONCEPT_ORDER's position rule; both all ops by default), the lambdas Scanl1 may take, and
+    the programs per input set (None: the caller's `programs_per_search`)."""
+
+    lengths: tuple[int, ...] = (1, 2, 3, 4, 5)
+    first: tuple[str, ...] = OPERATIONS
+    rest: tuple[str, ...] = OPERATIONS
+    scanl1: tuple[str, ...] = LAMBDAS_OF_KIND["F2"]
+    per_search: int | None = None
+
+    def ops_at(self, position: int, length: int) -> list[str]:
+        return list(self.first if position < length // 2 else self.rest)
+
+
+_NO_SCANL1 = tuple(op for op in OPERATIONS if op != "Scanl1")
+
+# Each split's training distribution (reference section 4.4) as (share of the tasks, distribution) parts. The
+# test distributions are the files themselves; the generator never draws them.
+SPLITS: dict[str, tuple[tuple[float, Distribution], ...]] = {
+    "NONE": ((1.0, Distribution()),),
+    "LENGTH_GENERALIZATION": ((1.0, Distribution((1, 2, 3, 4))),),
+    "COMPOSE_DIFFERENT_CONCEPTS": ((0.5, Distribution((2, 3, 4), FO_MAP, FO_MAP)),
+                                   (0.5, Distribution((2, 3, 4), HO_MAP, HO_MAP))),
+    "SWITCH_CONCEPT_ORDER": ((1.0, Distribution((2, 3, 4), HO_MAP, FO_MAP)),),
+    "COMPOSE_NEW_OP": ((0.75, Distribution((2, 3, 4), _NO_SCANL1, _NO_SCANL1)),
+                       (0.25, Distribution((1,), ("Scanl1",), ("Scanl1",), per_search=1))),
+    "ADD_OP_FUNCTIONALITY": ((1.0, Distribution((1, 2, 3, 4), scanl1=("(-)", "(min)"))),),
+}
+
+
 class _Search:
     """Depth-first search over statements on all examples at once. A node holds one column per variable (its
     value on every example); a candidate is pruned when invalid on an example, equal on every example to an
-    existing variable (redundant), or equal to a sibling's column."""
+    existing variable (redundant), or equal to a sibling's column. Only programs of `dist` are visited."""
 
-    def __init__(self, inputs: tuple[tuple[Value, ...], ...], rng: random.Random):
+    def __init__(self, inputs: tuple[tuple[Value, ...], ...], rng: random.Random,
+                 dist: Distribution = Distribution()):
         self.rng = rng
+        self.dist = dist
         self.columns: list[tuple[Value, ...]] = [tuple(ex[i] for ex in inputs) for i in range(len(inputs[0]))]
         self.types = [_type_of(c[0]) for c in self.columns]
         self.num_inputs = len(self.columns)
@@ -498,12 +537,14 @@ class _Search:
 
     def _children(self, length: int, unused: frozenset[int], shuffle: bool):
         last = len(self.statements) + 1 == length
+        ops = self.dist.ops_at(len(self.statements), length)
         if shuffle:  # sampling: a random walk, each candidate weighted by its number of completions
-            cands = self._weighted_order(_candidates(self.types, unused, last), unused, length)
+            cands = self._weighted_order(_candidates(self.types, unused, last, ops), unused, length)
         else:  # enumeration, as the reference: the op order is shuffled at each node
-            ops = list(OPERATIONS)
             self.rng.shuffle(ops)
             cands = _candidates(self.types, unused, last, ops)
+        if len(self.dist.scanl1) < len(LAMBDAS_OF_KIND["F2"]):
+            cands = [c for c in cands if c[0] != "Scanl1" or c[1] in self.dist.scanl1]
         seen = set(self.columns)
         for op, lam, args in cands:
             f = LAMBDA_FN[lam] if lam else None
@@ -592,11 +633,12 @@ class _Search:
         return result[0] if result else None
 
 
-def _one_search(rng: random.Random, lengths: Sequence[int], num_programs: int) -> list[DeepCoderTask] | None:
-    """`num_programs` functionally distinct programs on one input set, dealt evenly over `lengths` (a length
-    short of its quota passes the deficit on); None when the inputs do not allow that many."""
+def _one_search(rng: random.Random, dist: Distribution, num_programs: int) -> list[DeepCoderTask] | None:
+    """`num_programs` functionally distinct programs of `dist` on one input set, dealt evenly over its lengths (a
+    length short of its quota passes the deficit on); None when the inputs do not allow that many."""
     inputs = random_inputs(rng)
-    search = _Search(inputs, rng)
+    search = _Search(inputs, rng, dist)
+    lengths = dist.lengths
     found: dict[int, dict[tuple, Program]] = {}
     taken: dict[tuple, Program] = {}  # shortest program seen per output column, all lengths
     for length in (1, 2):
@@ -630,22 +672,34 @@ def _one_search(rng: random.Random, lengths: Sequence[int], num_programs: int) -
 
 
 def generate(count: int, seed: int = 0, *, min_length: int = 1, max_length: int = MAX_STATEMENTS,
-             programs_per_search: int = 10) -> list[DeepCoderTask]:
+             programs_per_search: int = 10, split: str | None = None) -> list[DeepCoderTask]:
     """`count` random tasks, deterministic per seed: searches of `programs_per_search` programs each (the
     reference's test data uses 10), program lengths dealt evenly over min_length..max_length. About 250 tasks
-    per second on one core (1000 in 4.1 s), most of it the exhaustive length-2 search of each input set."""
+    per second on one core (1000 in 4.1 s), most of it the exhaustive length-2 search of each input set.
+    `split` (a key of `SPLITS`) draws that ExeDec split's training distribution instead of the lengths."""
     if not 1 <= min_length <= max_length <= MAX_STATEMENTS:
         raise DataError(f"program lengths {min_length}..{max_length} are outside 1..{MAX_STATEMENTS}; "
                         "choose 1 <= min_length <= max_length <= 5")
     if count < 0 or programs_per_search < 1:
         raise DataError("count must be >= 0 and programs_per_search >= 1")
+    if split is not None and split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; the ExeDec splits are: {', '.join(SPLITS)}")
     rng = random.Random(seed)
-    lengths = list(range(min_length, max_length + 1))
+    parts = SPLITS[split] if split else ((1.0, Distribution(tuple(range(min_length, max_length + 1)))),)
+    wanted = [round(count * share) for share, _ in parts]
+    wanted[0] += count - sum(wanted)
     tasks: list[DeepCoderTask] = []
-    while len(tasks) < count:
-        got = _one_search(rng, lengths, min(programs_per_search, count - len(tasks)))
-        if got is not None:
-            tasks.extend(got)
+    for n, (_, dist) in zip(wanted, parts):
+        mine: list[DeepCoderTask] = []
+        while len(mine) < n:
+            got = _one_search(rng, dist, min(dist.per_search or programs_per_search, n - len(mine)))
+            if got is not None:
+                mine.extend(got)
+        tasks.extend(mine)
+    if len(parts) > 1:  # one shuffle mixes the parts, keeping each search's tasks in one run
+        order = list(range(len(tasks)))
+        rng.shuffle(order)
+        tasks = [tasks[i] for i in order]
     return [DeepCoderTask(t.inputs, t.outputs, t.program, i) for i, t in enumerate(tasks)]
 
 
@@ -858,25 +912,28 @@ def _spec_key(t: DeepCoderTask) -> tuple:
 
 
 def generate_deepcoder_dataset(out: str | Path, *, train_count: int, test_count: int, seed: int = 0,
-                               min_length: int = 1, max_length: int = MAX_STATEMENTS,
+                               min_length: int = 1, max_length: int = MAX_STATEMENTS, split: str | None = None,
                                overwrite: bool = False) -> dict[str, Any]:
     """Generated train and test tasks; the test split (seed + 1_000_003) shares no spec with the train split."""
     from ..dataset import write_dataset
 
-    splits, build = generated_splits(train_count, test_count, seed, min_length, max_length, _split)
+    splits, build = generated_splits(train_count, test_count, seed, min_length, max_length, _split, split)
     return write_dataset(out, "deepcoder", SEQ_LEN, VOCAB_SIZE, splits, build, overwrite=overwrite)
 
 
 def generated_splits(train_count: int, test_count: int, seed: int, min_length: int, max_length: int,
-                     to_split: Callable[[Sequence[DeepCoderTask]], Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+                     to_split: Callable[[Sequence[DeepCoderTask]], Any],
+                     split: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Generated train and test tasks as splits (`to_split` encodes them) and the manifest's build record; the
-    test split (seed + 1_000_003) shares no spec with the train split."""
-    train = generate(train_count, seed, min_length=min_length, max_length=max_length)
+    test split (seed + 1_000_003) shares no spec with the train split. With `split`, both are drawn from that
+    ExeDec split's *training* distribution (the generated test split is a dev set; the split's own test
+    distribution is its file)."""
+    train = generate(train_count, seed, min_length=min_length, max_length=max_length, split=split)
     splits = {"train": to_split(train)} if train_count else {}
     if test_count:
         seen = {_spec_key(t) for t in train}
         pool = generate(test_count + test_count // 10 + 10, seed + 1_000_003, min_length=min_length,
-                        max_length=max_length)
+                        max_length=max_length, split=split)
         test = [t for t in pool if _spec_key(t) not in seen][:test_count]
         if len(test) < test_count:
             raise DataError(f"could not generate {test_count} test tasks distinct from the training tasks")
@@ -884,7 +941,7 @@ def generated_splits(train_count: int, test_count: int, seed: int, min_length: i
     if not splits:
         raise DataError("nothing to generate: pass --count and/or --test-count above 0")
     build = {"command": "generate", "train_count": train_count, "test_count": test_count, "seed": seed,
-             "min_length": min_length, "max_length": max_length}
+             "min_length": min_length, "max_length": max_length, **({"split": split} if split else {})}
     return splits, build
 
 

@@ -93,13 +93,14 @@ def _split(tasks: Sequence[dc.DeepCoderTask]):
 
 
 def generate_prior_dataset(out: str | Path, *, train_count: int, test_count: int, seed: int = 0,
-                           min_length: int = 1, max_length: int = dc.MAX_STATEMENTS,
+                           min_length: int = 1, max_length: int = dc.MAX_STATEMENTS, split: str | None = None,
                            overwrite: bool = False) -> dict[str, Any]:
-    """Generated tasks labelled with their programs' functions; the test split (seed + 1_000_003) shares no spec
-    with the train split. Test files are never read here."""
+    """Generated tasks labelled with their programs' functions (`split`: that ExeDec split's training
+    distribution); the test split (seed + 1_000_003) shares no spec with the train split. Test files are never
+    read here."""
     from ..dataset import write_dataset
 
-    splits, build = dc.generated_splits(train_count, test_count, seed, min_length, max_length, _split)
+    splits, build = dc.generated_splits(train_count, test_count, seed, min_length, max_length, _split, split)
     return write_dataset(out, "deepcoder-prior", SEQ_LEN, VOCAB_SIZE, splits, build, overwrite=overwrite)
 
 
