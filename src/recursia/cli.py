@@ -313,9 +313,11 @@ def solve(
         return
     solver = Solver.load_many([checkpoint, *(ensemble or [])], device=device)
     if solver.task.name == "deepcoder-prior":
-        if file is None or ensemble or perturb is not None or budget is not None or steps is not None or select:
+        if (file is None or ensemble or perturb is not None or budget is not None or steps is not None or select
+                or halt is not None or candidates != 1):
             raise RecursiaError("a function-prior model orders search over a task file: recursia solve MODEL "
-                                "--file TASKS.jsonl [--time-limit S] [--json OUT.json]")
+                                "--file TASKS.jsonl [--time-limit S] [--json OUT.json] (it takes no --candidates, "
+                                "--halt, --steps, --perturb, --budget, --model or --select)")
         _solve_guided(solver, file, puzzles or [], as_json, 1.0 if time_limit is None else time_limit)
         return
     if time_limit is not None:
