@@ -5,7 +5,8 @@
     python benchmarks/deepcoder_guided.py MODEL --generated 300 --seed 7   # generated tasks (development)
 
 Each MODEL is a function-prior checkpoint (task `deepcoder-prior`, e.g. the recursive one and its one-pass
-ablation). At each time limit T, every task gets T seconds: plain enumeration (`deepcoder_search.search`) for T,
+ablation); `--frequency-prior SPLIT` adds the prior a network must beat: each function's share of the split's
+generated training programs, the same for every task. At each time limit T, every task gets T seconds: plain enumeration (`deepcoder_search.search`) for T,
 and for each model its prior (counted in the T) then `weighted_search` for the rest. Solve rates overall and by
 the reference program's length; the load average is printed before and after.
 
@@ -26,7 +27,7 @@ from recursia.checkpoint import load_model
 from recursia.runtime import set_threads
 from recursia.tasks import deepcoder as dc
 from recursia.tasks import deepcoder_search as search
-from recursia.tasks.deepcoder_prior import solve_tasks
+from recursia.tasks.deepcoder_prior import frequency_prior, solve_tasks
 
 
 def main() -> None:
@@ -41,6 +42,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="only the first N tasks of --file (0: all)")
     ap.add_argument("--stride", type=int, default=1, help="every K-th task of --file (after --limit): a sample "
                     "that spreads over the file's input sets (10 tasks share one)")
+    ap.add_argument("--frequency-prior", metavar="SPLIT", help="also search guided by how often each function "
+                    "appears in 5000 tasks of SPLIT's training distribution (no network; seed 99)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     set_threads(1)
@@ -50,10 +53,13 @@ def main() -> None:
     elif args.file:
         tasks = dc.read_tasks(args.file)
         tasks = (tasks[:args.limit] if args.limit else tasks)[::args.stride]
-        name = args.file.name + (f" (every {args.stride}th)" if args.stride > 1 else "")
+        name = args.file.name + (f" (1 task in {args.stride})" if args.stride > 1 else "")
     else:
         ap.error("give --file TASKS.jsonl or --generated N")
     models = [(m, load_model(m, "cpu")[0]) for m in args.models]
+    if args.frequency_prior:
+        counted = frequency_prior(dc.generate(5000, 99, split=args.frequency_prior))
+        models.append((f"frequencies of {args.frequency_prior}", counted))
     load_before = os.getloadavg()
     runs = []
     solved: dict[str, dict[int, dict]] = {}  # per method: records of the tasks it solved at a smaller limit

@@ -151,3 +151,15 @@ def test_a_tiny_prior_trained_here_makes_search_solve_more_at_equal_nodes(tmp_pa
         assert r.tried <= 2000 + S._CHECK_EVERY and (not r.solved or D.solves(r.program, t.inputs, t.outputs))
         guided += r.solved
     assert guided >= plain + 5, (plain, guided)
+
+
+def test_a_frequency_prior_counts_the_programs_functions_and_guides_search(tasks):
+    from recursia.tasks import deepcoder_prior as P
+
+    freq = P.frequency_prior(tasks)
+    assert set(freq) == set(S.FUNCTIONS)
+    assert freq["Map"] == sum("Map" in used(t) for t in tasks) / len(tasks) and 0 < freq["Map"] < 1
+    result = P.solve_tasks(freq, tasks[:12], time_limit=0.3)
+    assert result["tasks"] == 12 and result["solve_rate"] > 0
+    for r, t in zip(result["records"], tasks):
+        assert not r["solved"] or D.solves(D.parse_program(r["program"]), t.inputs, t.outputs)

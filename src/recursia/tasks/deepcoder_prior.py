@@ -125,10 +125,21 @@ def prior(model, tasks: Sequence[dc.DeepCoderTask], steps: int | None = None) ->
 COST_STEP = 3.0
 
 
+def frequency_prior(tasks: Sequence[dc.DeepCoderTask]) -> dict[str, float]:
+    """The share of `tasks` whose program uses each function: one prior for every task, learned by counting. A
+    network has to beat it to be worth its time (it knows the training distribution, not the examples)."""
+    counts = dict.fromkeys(FUNCTIONS, 0)
+    for t in tasks:
+        for f in functions_of(t.program):
+            counts[f] += 1
+    return {f: c / max(len(tasks), 1) for f, c in counts.items()}
+
+
 def solve_tasks(model, tasks: Sequence[dc.DeepCoderTask], time_limit: float = 1.0, steps: int | None = None,
                 path: str | Path = "tasks", progress: bool = False) -> dict[str, Any]:
-    """Model-guided synthesis, one task at a time: the network's prior, then `weighted_search` in the rest of
-    `time_limit` seconds (the prior's time counts against the task's budget). Records as `evaluate_file`."""
+    """Model-guided synthesis, one task at a time: the network's prior (or `model` itself when it is a fixed
+    prior, a dict as `frequency_prior` gives), then `weighted_search` in the rest of `time_limit` seconds (the
+    prior's time counts against the task's budget). Records as `evaluate_file`."""
     import time
 
     from .deepcoder_search import record, summarise, weighted_search
@@ -141,9 +152,9 @@ def solve_tasks(model, tasks: Sequence[dc.DeepCoderTask], time_limit: float = 1.
         iterator = progress_bar(tasks, desc=f"guided {Path(path).name}", unit="task")
     for t in iterator:
         start = time.perf_counter()
-        p = prior(model, [t], steps)[0]
+        p = model if isinstance(model, dict) else dict(zip(FUNCTIONS, prior(model, [t], steps)[0].tolist()))
         left = time_limit - (time.perf_counter() - start)
-        r = weighted_search(t.inputs, t.outputs, dict(zip(FUNCTIONS, p.tolist())), max(left, 0.0), step=COST_STEP)
+        r = weighted_search(t.inputs, t.outputs, p, max(left, 0.0), step=COST_STEP)
         r.seconds = time.perf_counter() - start
         records.append(record(t, r))
     return summarise(records, path, time_limit)
