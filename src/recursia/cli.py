@@ -283,8 +283,8 @@ def solve(
                                          "task checks answers) or 'vote' (the answer most of them give)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the --perturb transforms."),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help="DeepCoder with a function-prior model "
-                                               "(task deepcoder-prior): seconds per task for the prior and the "
-                                               "search it orders (default 1)."),
+                                               "(the bundled deepcoder, or a deepcoder-prior run): seconds per task "
+                                               "for the prior and the search it orders (default 1)."),
     versions: int = typer.Option(8, "--versions", help="ARC: versions of a new task to fit and vote over."),
     adapt_steps: Optional[int] = typer.Option(None, "--adapt-steps", help="ARC: steps fitting a new task's "
                                               "embeddings (default: the run's train.adapt_steps)."),
