@@ -143,13 +143,10 @@ def test_a_tiny_prior_trained_here_makes_search_solve_more_at_equal_nodes(tmp_pa
                                            "model.hidden_size=64", "model.num_heads=2"]), run, progress=False)
     model = recursia.load(str(run), device="cpu").model.eval()
     fresh = D.generate(60, seed=777, min_length=2, max_length=4)
-    plain = guided = 0
-    for t, p in zip(fresh, P.prior(model, fresh)):
-        plain += S.search(t.inputs, t.outputs, 60, max_tried=2000).solved
-        r = S.weighted_search(t.inputs, t.outputs, dict(zip(P.FUNCTIONS, p.tolist())), 60, max_tried=2000,
-                              step=P.COST_STEP)
+    plain_runs, guided_runs = P.at_equal_candidates(model, fresh, 2000)
+    for t, r in zip(fresh, guided_runs):
         assert r.tried <= 2000 + S._CHECK_EVERY and (not r.solved or D.solves(r.program, t.inputs, t.outputs))
-        guided += r.solved
+    plain, guided = sum(r.solved for r in plain_runs), sum(r.solved for r in guided_runs)
     assert guided >= plain + 5, (plain, guided)
 
 

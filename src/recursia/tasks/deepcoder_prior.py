@@ -135,6 +135,20 @@ def frequency_prior(tasks: Sequence[dc.DeepCoderTask]) -> dict[str, float]:
     return {f: c / max(len(tasks), 1) for f, c in counts.items()}
 
 
+def at_equal_candidates(model, tasks: Sequence[dc.DeepCoderTask], max_tried: int) -> tuple[list, list]:
+    """Plain enumeration and the search the model's prior orders, each allowed `max_tried` candidate statements
+    per task (no clock): the two `SearchResult` lists, task by task. Counting candidates rather than seconds
+    compares the orders alone, the same on any machine."""
+    from .deepcoder_search import search, weighted_search
+
+    plain, guided = [], []
+    for t, p in zip(tasks, prior(model, tasks)):
+        plain.append(search(t.inputs, t.outputs, float("inf"), max_tried=max_tried))
+        guided.append(weighted_search(t.inputs, t.outputs, dict(zip(FUNCTIONS, p.tolist())), float("inf"),
+                                      max_tried=max_tried, step=COST_STEP))
+    return plain, guided
+
+
 def solve_tasks(model, tasks: Sequence[dc.DeepCoderTask], time_limit: float = 1.0, steps: int | None = None,
                 path: str | Path = "tasks", progress: bool = False) -> dict[str, Any]:
     """Model-guided synthesis, one task at a time: the network's prior (or `model` itself when it is a fixed
