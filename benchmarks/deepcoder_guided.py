@@ -6,9 +6,10 @@
 
 Each MODEL is a function-prior checkpoint (task `deepcoder-prior`, e.g. the recursive one and its one-pass
 ablation); `--frequency-prior SPLIT` adds the prior a network must beat: each function's share of the split's
-generated training programs, the same for every task. At each time limit T, every task gets T seconds: plain enumeration (`deepcoder_search.search`) for T,
-and for each model its prior (counted in the T) then `weighted_search` for the rest. Solve rates overall and by
-the reference program's length; the load average is printed before and after.
+generated training programs, the same for every task. At each time limit T, every task gets T seconds: plain
+enumeration (`deepcoder_search.search`) for T, and for each model its prior (counted in the T) then
+`weighted_search` for the rest. Solve rates overall and by the reference program's length; the load average is
+printed before and after.
 
 Time limits run in increasing order, and a task a method solved within a smaller limit keeps that result at the
 larger ones without being rerun: both searches visit candidates in a fixed order, so more time only adds

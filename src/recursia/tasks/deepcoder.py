@@ -30,7 +30,9 @@ randomised depth-first search under the same rules (usage rule, invalid/redundan
 distinct and non-constant outputs), drops any longer program whose outputs a shorter one of the search already
 gives, and deals the quota evenly over the lengths. Unlike the reference, lengths 3-5 are sampled rather than
 enumerated (an exhaustive length-4 search costs minutes in Python), so a sampled length-4 or 5 program may still
-have an unseen length-3 equivalent; the label is then longer than needed, never wrong.
+have an unseen length-3 equivalent; the label is then longer than needed, never wrong. `generate(split=...)`
+draws one of ExeDec's six training distributions (`SPLITS`: lengths, op pools by position, Scanl1's lambdas),
+without the reference's cross-split filter.
 
 Only numpy and the standard library are used here, so data preparation does not need torch.
 """
