@@ -698,10 +698,8 @@ def generate(count: int, seed: int = 0, *, min_length: int = 1, max_length: int 
             if got is not None:
                 mine.extend(got)
         tasks.extend(mine)
-    if len(parts) > 1:  # one shuffle mixes the parts, keeping each search's tasks in one run
-        order = list(range(len(tasks)))
-        rng.shuffle(order)
-        tasks = [tasks[i] for i in order]
+    if len(parts) > 1:  # mix the parts (one part keeps the plain generator's order)
+        rng.shuffle(tasks)
     return [DeepCoderTask(t.inputs, t.outputs, t.program, i) for i, t in enumerate(tasks)]
 
 

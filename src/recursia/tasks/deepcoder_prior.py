@@ -139,14 +139,20 @@ def at_equal_candidates(model, tasks: Sequence[dc.DeepCoderTask], max_tried: int
     """Plain enumeration and the search the model's prior orders, each allowed `max_tried` candidate statements
     per task (no clock): the two `SearchResult` lists, task by task. Counting candidates rather than seconds
     compares the orders alone, the same on any machine."""
-    from .deepcoder_search import search, weighted_search
+    from .deepcoder_search import search
 
     plain, guided = [], []
     for t, p in zip(tasks, prior(model, tasks)):
         plain.append(search(t.inputs, t.outputs, float("inf"), max_tried=max_tried))
-        guided.append(weighted_search(t.inputs, t.outputs, dict(zip(FUNCTIONS, p.tolist())), float("inf"),
-                                      max_tried=max_tried, step=COST_STEP))
+        guided.append(_guided(t, dict(zip(FUNCTIONS, p.tolist())), float("inf"), max_tried))
     return plain, guided
+
+
+def _guided(task: dc.DeepCoderTask, p: dict[str, float], time_limit: float, max_tried: int = 0):
+    """`weighted_search` on one task with the prior `p` at this module's cost step."""
+    from .deepcoder_search import weighted_search
+
+    return weighted_search(task.inputs, task.outputs, p, time_limit, max_tried=max_tried, step=COST_STEP)
 
 
 def solve_tasks(model, tasks: Sequence[dc.DeepCoderTask], time_limit: float = 1.0, steps: int | None = None,
@@ -156,7 +162,7 @@ def solve_tasks(model, tasks: Sequence[dc.DeepCoderTask], time_limit: float = 1.
     prior's time counts against the task's budget). Records as `evaluate_file`."""
     import time
 
-    from .deepcoder_search import record, summarise, weighted_search
+    from .deepcoder_search import record, summarise
 
     records = []
     iterator = tasks
@@ -168,7 +174,7 @@ def solve_tasks(model, tasks: Sequence[dc.DeepCoderTask], time_limit: float = 1.
         start = time.perf_counter()
         p = model if isinstance(model, dict) else dict(zip(FUNCTIONS, prior(model, [t], steps)[0].tolist()))
         left = time_limit - (time.perf_counter() - start)
-        r = weighted_search(t.inputs, t.outputs, p, max(left, 0.0), step=COST_STEP)
+        r = _guided(t, p, max(left, 0.0))
         r.seconds = time.perf_counter() - start
         records.append(record(t, r))
     return summarise(records, path, time_limit)
